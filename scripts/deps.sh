@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs what weir needs to build, run and test on Debian 12, and nothing
+# when everything is already there (so `make run` stays quiet on a second call).
+#   scripts/deps.sh build   libraries and toolchain for the release binary
+#   scripts/deps.sh test    build + sanitizer/fuzzer toolchain + real clients
+#   scripts/deps.sh bench   test + the peers the benchmarks compare against
+set -euo pipefail
+what=${1:-build}
+
+build_pkgs=(build-essential cmake pkg-config libuv1-dev libssl-dev
+  libwebsockets-dev libsqlite3-dev libsodium-dev libjansson-dev libinih-dev
+  libzstd-dev libxxhash-dev)
+test_pkgs=(clang libclang-rt-14-dev libcmocka-dev mosquitto-clients
+  python3 python3-pytest python3-paho-mqtt python3-requests python3-websockets
+  sqlite3 openssl)
+bench_pkgs=(mosquitto libmosquitto-dev)
+
+pkgs=("${build_pkgs[@]}")
+case "$what" in
+  build) ;;
+  test) pkgs+=("${test_pkgs[@]}") ;;
+  bench) pkgs+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+esac
+# Node.js runs MQTT.js over WebSocket in the tests; a machine that already has
+# node and npm (from any source) keeps them.
+if [ "$what" != build ] && ! command -v npm >/dev/null 2>&1; then
+  pkgs+=(nodejs npm)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# MQTT.js for the WebSocket test lives in tests/node_modules, pinned by
+# tests/package-lock.json.
+if [ "$what" != build ] && [ -f tests/package.json ] && [ ! -d tests/node_modules/mqtt ]; then
+  echo "deps: npm ci in tests/" >&2
+  (cd tests && npm ci --silent --no-audit --no-fund >/dev/null)
+fi
+exit 0
