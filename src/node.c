@@ -1,29 +1,222 @@
-/* node.c -- see node.h. */
+/* node.c -- see node.h.
+ *
+ * Start-up order: data directory, catalog, broker (restored from its
+ * snapshot), MQTT listener, HTTP server, timers, signals. Shutdown runs the
+ * reverse: stop accepting, tell MQTT 5 clients (DISCONNECT 0x8B), let the
+ * listeners write what they queued and close (with a deadline for peers that
+ * do not read), stop the HTTP server, wait for a snapshot write in flight,
+ * then write the final snapshot and free everything once the loop has no
+ * handles left, so uv_loop_close succeeds and the exit is 0.
+ *
+ * Snapshots of the broker are serialised on the loop (memory copies only)
+ * and written to disk on libuv's thread pool, so fsync never runs on the
+ * loop while it serves clients.
+ */
 #include "node.h"
+#include "auth/auth.h"
+#include "base/buf.h"
+#include "base/clock.h"
 #include "base/err.h"
+#include "base/fileio.h"
 #include "base/wlog.h"
+#include "mqtt/broker.h"
+#include "net/tcp.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <uv.h>
+
+#define TICK_MS 250
+#define SHUTDOWN_DEADLINE_MS 3000
+#define SNAPSHOT_MAX_BYTES (4ull << 30)
 
 typedef struct node {
     uv_loop_t loop;
-    uv_signal_t sigint;
-    uv_signal_t sigterm;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t tick;         /* broker keep-alive, wills, expiry */
+    uv_timer_t autosave;     /* periodic snapshot */
+    uv_timer_t deadline;     /* shutdown: abort peers that do not read */
     const weir_config *cfg;
-    int stopping;
+    auth *auth;
+    mqtt_broker *broker;
+    net_listener *mqtt_l;
+    char snapshot_path[4096];
+    uv_work_t save_req;      /* a snapshot write in flight */
+    weir_buf save_buf;       /* its bytes; owned until after_save */
+    bool saving;
+    int save_rc;
+    int64_t started_ns;
+    bool stopping;
 } node;
+
+/* ---- MQTT over TCP: the transport the broker talks to ------------------- */
+
+static weir_buf *tcp_outbuf(void *io)
+{
+    return net_conn_outbuf(io);
+}
+
+static void tcp_kick(void *io)
+{
+    net_conn_kick(io);
+}
+
+static void tcp_close(void *io)
+{
+    net_conn_close(io);
+}
+
+static const mqtt_transport tcp_transport = {
+    .outbuf = tcp_outbuf,
+    .kick = tcp_kick,
+    .close = tcp_close,
+};
+
+static void *mqtt_on_accept(void *ctx, net_conn *c)
+{
+    node *n = ctx;
+    return mqtt_conn_open(n->broker, &tcp_transport, c, net_conn_peer(c), net_conn_loopback(c));
+}
+
+static void mqtt_on_data(void *user, const uint8_t *data, size_t len)
+{
+    mqtt_conn_input(user, data, len);
+}
+
+static void mqtt_on_drain(void *user)
+{
+    mqtt_conn_drained(user);
+}
+
+static void mqtt_on_close(void *user)
+{
+    mqtt_conn_closed(user);
+}
+
+static const net_handler mqtt_tcp_handler = {
+    .on_accept = mqtt_on_accept,
+    .on_data = mqtt_on_data,
+    .on_drain = mqtt_on_drain,
+    .on_close = mqtt_on_close,
+};
+
+/* ---- Snapshots ---------------------------------------------------------- */
+
+static void save_work(uv_work_t *req)
+{
+    node *n = req->data;
+    n->save_rc = fileio_write_atomic(n->snapshot_path, buf_head(&n->save_buf),
+                                     buf_used(&n->save_buf));
+    if (n->save_rc)
+        n->save_rc = errno ? -errno : n->save_rc;
+}
+
+static void save_done(uv_work_t *req, int status)
+{
+    node *n = req->data;
+    n->saving = false;
+    if (status || n->save_rc)
+        wlog_error("node", "snapshot", "error=\"%s\" path=%s",
+                   n->save_rc < 0 && n->save_rc > -4096 ? strerror(-n->save_rc)
+                                                        : weir_strerror(n->save_rc),
+                   n->snapshot_path);
+    buf_reset(&n->save_buf);
+}
+
+static void snapshot_async(node *n)
+{
+    if (n->saving || !n->cfg->mqtt_persistence || !mqtt_broker_dirty(n->broker))
+        return;
+    buf_reset(&n->save_buf);
+    if (mqtt_broker_snapshot(n->broker, &n->save_buf)) {
+        wlog_error("node", "snapshot", "error=\"cannot serialise (memory)\"");
+        return;
+    }
+    n->saving = true;
+    n->save_req.data = n;
+    uv_queue_work(&n->loop, &n->save_req, save_work, save_done);
+}
+
+static int snapshot_sync(node *n)
+{
+    if (!n->cfg->mqtt_persistence)
+        return WEIR_OK;
+    buf_reset(&n->save_buf);
+    int rc = mqtt_broker_snapshot(n->broker, &n->save_buf);
+    if (!rc)
+        rc = fileio_write_atomic(n->snapshot_path, buf_head(&n->save_buf),
+                                 buf_used(&n->save_buf));
+    if (rc)
+        wlog_error("node", "snapshot", "error=\"%s\" path=%s", weir_strerror(rc),
+                   n->snapshot_path);
+    return rc;
+}
+
+static int snapshot_load(node *n)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = fileio_read_all(n->snapshot_path, SNAPSHOT_MAX_BYTES, &data, &len);
+    if (rc == WEIR_ENOTFOUND)
+        return WEIR_OK;
+    if (rc) {
+        wlog_error("node", "snapshot_load", "error=\"%s\" path=%s", weir_strerror(rc),
+                   n->snapshot_path);
+        return rc;
+    }
+    rc = mqtt_broker_restore(n->broker, data, len);
+    free(data);
+    if (rc == WEIR_ECORRUPT) {
+        /* Keep what was readable; the damaged file stays for inspection. */
+        char bad[4200];
+        snprintf(bad, sizeof(bad), "%s.corrupt", n->snapshot_path);
+        rename(n->snapshot_path, bad);
+        wlog_warn("node", "snapshot_corrupt", "kept_as=%s", bad);
+        return WEIR_OK;
+    }
+    return rc;
+}
+
+/* ---- Timers and shutdown ------------------------------------------------ */
+
+static void on_tick(uv_timer_t *t)
+{
+    node *n = t->data;
+    mqtt_broker_tick(n->broker);
+}
+
+static void on_autosave(uv_timer_t *t)
+{
+    snapshot_async(t->data);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    node *n = t->data;
+    wlog_warn("node", "shutdown_deadline", "action=\"closing peers that are not reading\"");
+    if (n->mqtt_l)
+        net_listener_abort(n->mqtt_l);
+}
 
 static void node_stop(node *n, const char *why)
 {
     if (n->stopping)
         return;
-    n->stopping = 1;
+    n->stopping = true;
     wlog_info("node", "stopping", "reason=%s", why);
-    uv_signal_stop(&n->sigint);
-    uv_signal_stop(&n->sigterm);
     uv_close((uv_handle_t *)&n->sigint, NULL);
     uv_close((uv_handle_t *)&n->sigterm, NULL);
+    uv_close((uv_handle_t *)&n->tick, NULL);
+    uv_close((uv_handle_t *)&n->autosave, NULL);
+    if (n->broker)
+        mqtt_broker_shutdown(n->broker);
+    if (n->mqtt_l) {
+        net_listener_close(n->mqtt_l);
+        uv_timer_start(&n->deadline, on_deadline, SHUTDOWN_DEADLINE_MS, 0);
+        uv_unref((uv_handle_t *)&n->deadline);
+    }
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -31,9 +224,92 @@ static void on_signal(uv_signal_t *h, int signum)
     node_stop(h->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
+/* ---- Start-up ----------------------------------------------------------- */
+
+static int broker_config(const weir_config *cfg, mqtt_broker_config *bc)
+{
+    memset(bc, 0, sizeof(*bc));
+    if (cfg->mqtt_max_packet_size < 64 || cfg->mqtt_max_packet_size > 268435460ull ||
+        cfg->mqtt_receive_maximum == 0 || cfg->mqtt_receive_maximum > 65535 ||
+        cfg->mqtt_max_keepalive > 65535 || cfg->mqtt_topic_alias_maximum > 65535 ||
+        cfg->mqtt_max_session_expiry > UINT32_MAX || cfg->mqtt_max_connections > UINT32_MAX ||
+        cfg->mqtt_max_queued_messages == 0 || cfg->mqtt_max_queued_messages > UINT32_MAX ||
+        cfg->mqtt_max_subscriptions > UINT32_MAX) {
+        wlog_error("node", "config", "error=\"an [mqtt] limit is out of range\"");
+        return WEIR_EINVAL;
+    }
+    bc->max_packet_size = (uint32_t)cfg->mqtt_max_packet_size;
+    bc->max_connections = (uint32_t)cfg->mqtt_max_connections;
+    bc->receive_maximum = (uint16_t)cfg->mqtt_receive_maximum;
+    bc->max_queued_messages = (uint32_t)cfg->mqtt_max_queued_messages;
+    bc->max_queued_bytes = cfg->mqtt_max_queued_bytes;
+    bc->max_outbuf = cfg->mqtt_max_outbuf;
+    bc->max_keepalive = (uint16_t)cfg->mqtt_max_keepalive;
+    bc->max_session_expiry = (uint32_t)cfg->mqtt_max_session_expiry;
+    bc->topic_alias_maximum = (uint16_t)cfg->mqtt_topic_alias_maximum;
+    bc->max_subscriptions = (uint32_t)cfg->mqtt_max_subscriptions;
+    bc->retain_available = cfg->mqtt_retain_available;
+    return WEIR_OK;
+}
+
+static int start_mqtt(node *n)
+{
+    const weir_config *cfg = n->cfg;
+    if (!cfg->mqtt_listen || !*cfg->mqtt_listen)
+        return WEIR_OK;
+    char host[256];
+    int port;
+    if (config_parse_hostport(cfg->mqtt_listen, host, sizeof(host), &port)) {
+        wlog_error("node", "config", "error=\"bad mqtt.listen\" value=\"%s\"", cfg->mqtt_listen);
+        return WEIR_EINVAL;
+    }
+    /* The hard bound leaves room for control packets and one largest
+     * message past the soft bound at which QoS 0 starts being dropped. */
+    net_config nc = {.host = host, .port = port,
+                     .max_outbuf = cfg->mqtt_max_outbuf * 2 + cfg->mqtt_max_packet_size};
+    n->mqtt_l = net_listen(&n->loop, &nc, &mqtt_tcp_handler, n);
+    if (!n->mqtt_l)
+        return WEIR_EIO;
+    wlog_info("node", "listening", "proto=mqtt host=%s port=%d", host,
+              net_listener_port(n->mqtt_l));
+    return WEIR_OK;
+}
+
+static int node_start(node *n)
+{
+    const weir_config *cfg = n->cfg;
+    mqtt_broker_config bc;
+    if (fileio_mkdirs(cfg->data_dir)) {
+        wlog_error("node", "data_dir", "error=\"%s\" path=%s", strerror(errno), cfg->data_dir);
+        return WEIR_EIO;
+    }
+    snprintf(n->snapshot_path, sizeof(n->snapshot_path), "%s/mqtt.snapshot", cfg->data_dir);
+    if (broker_config(cfg, &bc))
+        return WEIR_EINVAL;
+    if (!(n->auth = auth_new(cfg->mqtt_deny, false)))
+        return WEIR_EINVAL;
+    if (!(n->broker = mqtt_broker_new(&bc, n->auth)))
+        return WEIR_ENOMEM;
+    if (cfg->mqtt_persistence && snapshot_load(n))
+        return WEIR_EIO;
+    if (start_mqtt(n))
+        return WEIR_EIO;
+    uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
+    if (cfg->mqtt_autosave_ms > 0)
+        uv_timer_start(&n->autosave, on_autosave, (uint64_t)cfg->mqtt_autosave_ms,
+                       (uint64_t)cfg->mqtt_autosave_ms);
+    uv_signal_start(&n->sigint, on_signal, SIGINT);
+    uv_signal_start(&n->sigterm, on_signal, SIGTERM);
+    return WEIR_OK;
+}
+
 int node_run(const weir_config *cfg)
 {
-    node n = {.cfg = cfg};
+    node n;
+    memset(&n, 0, sizeof(n));
+    n.cfg = cfg;
+    n.started_ns = weir_wall_ns();
+    buf_init(&n.save_buf, 0);
     int lvl = wlog_level_parse(cfg->log_level);
     if (lvl < 0) {
         wlog_error("node", "config", "error=\"unknown log_level '%s'\"", cfg->log_level);
@@ -44,12 +320,32 @@ int node_run(const weir_config *cfg)
         return 1;
     uv_signal_init(&n.loop, &n.sigint);
     uv_signal_init(&n.loop, &n.sigterm);
-    n.sigint.data = n.sigterm.data = &n;
-    uv_signal_start(&n.sigint, on_signal, SIGINT);
-    uv_signal_start(&n.sigterm, on_signal, SIGTERM);
-    wlog_info("node", "started", "name=%s version=%s", cfg->node_name, WEIR_VERSION);
+    uv_timer_init(&n.loop, &n.tick);
+    uv_timer_init(&n.loop, &n.autosave);
+    uv_timer_init(&n.loop, &n.deadline);
+    n.sigint.data = n.sigterm.data = n.tick.data = n.autosave.data = n.deadline.data = &n;
+
+    int status = 0;
+    if (node_start(&n)) {
+        status = 1;
+        node_stop(&n, "startup_failed");
+    } else {
+        wlog_info("node", "started", "name=%s version=%s data=%s", cfg->node_name, WEIR_VERSION,
+                  cfg->data_dir);
+    }
     uv_run(&n.loop, UV_RUN_DEFAULT);
-    uv_loop_close(&n.loop);
-    wlog_info("node", "stopped", "status=0");
-    return 0;
+
+    /* Every client is gone and no snapshot write is in flight (the work
+     * request kept the loop alive): write the final state. */
+    if (n.broker && status == 0 && snapshot_sync(&n))
+        status = 1;
+    uv_close((uv_handle_t *)&n.deadline, NULL);
+    uv_run(&n.loop, UV_RUN_DEFAULT);
+    mqtt_broker_free(n.broker);
+    auth_free(n.auth);
+    buf_free(&n.save_buf);
+    if (uv_loop_close(&n.loop))
+        wlog_warn("node", "loop_close", "error=\"handles still open\"");
+    wlog_info("node", "stopped", "status=%d", status);
+    return status;
 }

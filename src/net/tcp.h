@@ -1,0 +1,71 @@
+/* tcp.h -- TCP listeners and connections on a libuv loop.
+ *
+ * A connection owns two bounded buffers: `out`, where the protocol layer
+ * appends what it wants sent, and `wbuf`, the bytes of the write libuv is
+ * performing. net_conn_kick does not write at once; it puts the connection
+ * on the loop's dirty list and a uv_check handle writes every dirty
+ * connection after the loop has handled all the input of this iteration.
+ * So a burst of fan-out messages to one subscriber becomes one write(2)
+ * instead of one per message, which is most of what a broker spends.
+ *
+ * Reads use one buffer per listener (libuv calls read_cb right after
+ * alloc_cb, so it is never shared by two reads); the protocol layer copies
+ * what it must keep.
+ *
+ * A connection is freed only in its close callback, after which on_close
+ * has told the protocol layer. Who frees what: the listener owns its
+ * connections; the protocol layer owns its `user` pointer.
+ */
+#ifndef WEIR_NET_TCP_H
+#define WEIR_NET_TCP_H
+
+#include "base/buf.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct net_listener net_listener;
+typedef struct net_conn net_conn;
+
+typedef struct net_handler {
+    /* A new connection; returns the protocol's user pointer, NULL refuses. */
+    void *(*on_accept)(void *ctx, net_conn *c);
+    void (*on_data)(void *user, const uint8_t *data, size_t len);
+    /* Everything queued has been written. */
+    void (*on_drain)(void *user);
+    /* The connection is closed; `user` is not used by net/ afterwards. */
+    void (*on_close)(void *user);
+} net_handler;
+
+typedef struct net_config {
+    const char *host;
+    int port;               /* 0 picks a free port */
+    size_t max_outbuf;      /* hard bound on each of out and wbuf */
+    int backlog;
+} net_config;
+
+/* Listens; on failure returns NULL and logs why. The handler table and ctx
+ * are borrowed. */
+net_listener *net_listen(uv_loop_t *loop, const net_config *cfg, const net_handler *h,
+                         void *ctx);
+int net_listener_port(const net_listener *l);
+/* Stops accepting and closes every connection (each gets on_close); the
+ * listener is freed once the loop has run its close callbacks. */
+void net_listener_close(net_listener *l);
+size_t net_listener_conn_count(const net_listener *l);
+/* After net_listener_close: closes connections still writing at once (for
+ * a shutdown deadline when a peer does not read). */
+void net_listener_abort(net_listener *l);
+
+weir_buf *net_conn_outbuf(net_conn *c);
+void net_conn_kick(net_conn *c);
+/* Writes what is queued, then closes. */
+void net_conn_close(net_conn *c);
+const char *net_conn_peer(const net_conn *c);
+bool net_conn_loopback(const net_conn *c);
+/* Bytes accepted for sending and not yet written. */
+size_t net_conn_pending(const net_conn *c);
+
+#endif
