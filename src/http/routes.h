@@ -1,0 +1,34 @@
+/* routes.h -- the HTTP API handlers, one file per resource.
+ *
+ * Every handler has the http_handler signature and receives the same ctx,
+ * an http_api_ctx that the node fills with what the resources need; handlers
+ * take from it only what their resource uses. The node builds the route
+ * table from these, e.g.
+ *
+ *   static const http_route routes[] = {
+ *       {"GET", "/healthz", http_route_healthz},
+ *       {"GET", "/metrics", http_route_metrics},
+ *   };
+ */
+#ifndef WEIR_HTTP_ROUTES_H
+#define WEIR_HTTP_ROUTES_H
+
+#include "http/server.h"
+#include "metrics/metrics.h"
+
+#include <stdint.h>
+
+typedef struct http_api_ctx {
+    metrics *metrics;   /* rendered by GET /metrics; NULL answers 503 */
+    int64_t started_ns; /* weir_mono_ns() when the node started, for uptime */
+} http_api_ctx;
+
+/* route_health.c */
+
+/* GET /healthz: 200 {"status":"ok","uptime_seconds":N}. */
+void http_route_healthz(http_request *r, http_response *w, void *ctx);
+
+/* GET /metrics: the Prometheus text exposition (text/plain; version=0.0.4). */
+void http_route_metrics(http_request *r, http_response *w, void *ctx);
+
+#endif
