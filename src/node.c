@@ -19,10 +19,15 @@
 #include "base/err.h"
 #include "base/fileio.h"
 #include "base/wlog.h"
+#include "http/routes.h"
+#include "http/server.h"
+#include "metrics/metrics.h"
 #include "mqtt/broker.h"
+#include "mqtt/codec.h"
 #include "net/tcp.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +47,14 @@ typedef struct node {
     auth *auth;
     mqtt_broker *broker;
     net_listener *mqtt_l;
+    http_server *http;
+    metrics *metrics;
+    http_api_ctx api;        /* what the HTTP routes see */
+    mqtt_gauges gauges;      /* read once per render by the first gauge */
+    struct gauge_ref {
+        struct node *n;
+        size_t off;          /* offset of a uint64_t in mqtt_gauges */
+    } gauge_refs[8];
     char snapshot_path[4096];
     uv_work_t save_req;      /* a snapshot write in flight */
     weir_buf save_buf;       /* its bytes; owned until after_save */
@@ -101,6 +114,152 @@ static const net_handler mqtt_tcp_handler = {
     .on_drain = mqtt_on_drain,
     .on_close = mqtt_on_close,
 };
+
+/* ---- MQTT over WebSocket ------------------------------------------------- */
+
+static weir_buf *ws_outbuf(void *io)
+{
+    return http_ws_outbuf(io);
+}
+
+static void ws_kick(void *io)
+{
+    http_ws_kick(io);
+}
+
+static void ws_close(void *io)
+{
+    http_ws_close(io);
+}
+
+static const mqtt_transport ws_transport = {
+    .outbuf = ws_outbuf,
+    .kick = ws_kick,
+    .close = ws_close,
+};
+
+static bool peer_is_loopback(const char *peer)
+{
+    return !strncmp(peer, "127.", 4) || !strncmp(peer, "::1", 3) ||
+           !strncmp(peer, "[::1]", 5) || !strncmp(peer, "::ffff:127.", 11);
+}
+
+static void *ws_on_open(void *ctx, http_ws *ws)
+{
+    node *n = (node *)((http_api_ctx *)ctx)->node;
+    const char *peer = http_ws_peer(ws);
+    return mqtt_conn_open(n->broker, &ws_transport, ws, peer, peer_is_loopback(peer));
+}
+
+static const http_ws_endpoint ws_endpoints[] = {
+    {.path = "/mqtt", .subprotocol = "mqtt", .on_open = ws_on_open, .on_data = mqtt_on_data,
+     .on_drain = mqtt_on_drain, .on_close = mqtt_on_close},
+};
+
+static const http_route routes[] = {
+    {"GET", "/healthz", http_route_healthz},
+    {"GET", "/metrics", http_route_metrics},
+};
+
+/* ---- Metrics ------------------------------------------------------------ */
+
+static double gauge_read(void *arg)
+{
+    struct gauge_ref *g = arg;
+    /* The first gauge of a render refreshes the snapshot of all of them. */
+    if (g->off == offsetof(mqtt_gauges, connections))
+        mqtt_broker_gauges(g->n->broker, &g->n->gauges);
+    return (double)*(const uint64_t *)((const char *)&g->n->gauges + g->off);
+}
+
+static int register_metrics(node *n)
+{
+    static const struct {
+        const char *name;
+        const char *help;
+        size_t off;
+    } gauges[] = {
+        {"weir_mqtt_connections", "Open MQTT network connections (TCP and WebSocket).",
+         offsetof(mqtt_gauges, connections)},
+        {"weir_mqtt_clients", "MQTT connections past CONNECT.", offsetof(mqtt_gauges, clients)},
+        {"weir_mqtt_sessions", "MQTT sessions, online and offline.",
+         offsetof(mqtt_gauges, sessions)},
+        {"weir_mqtt_subscriptions", "MQTT subscriptions.", offsetof(mqtt_gauges, subscriptions)},
+        {"weir_mqtt_retained_messages", "Retained messages.", offsetof(mqtt_gauges, retained)},
+        {"weir_mqtt_queued_messages", "QoS 1/2 messages waiting in session queues.",
+         offsetof(mqtt_gauges, queued_messages)},
+        {"weir_mqtt_queued_bytes", "Memory held by queued messages.",
+         offsetof(mqtt_gauges, queued_bytes)},
+        {"weir_mqtt_inflight_messages", "QoS 1/2 messages sent and not yet acknowledged.",
+         offsetof(mqtt_gauges, inflight)},
+    };
+    const mqtt_stats *st = mqtt_broker_stats(n->broker);
+    metrics *m = n->metrics;
+    char labels[96];
+    int rc = 0;
+    for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++) {
+        n->gauge_refs[i] = (struct gauge_ref){n, gauges[i].off};
+        rc |= metrics_gauge(m, gauges[i].name, gauges[i].help, NULL, gauge_read,
+                            &n->gauge_refs[i]);
+    }
+    for (int t = MQTT_CONNECT; t <= MQTT_AUTH; t++) {
+        snprintf(labels, sizeof(labels), "type=\"%s\",dir=\"in\"", mqtt_type_name(t));
+        rc |= metrics_counter_ref(m, "weir_mqtt_packets_total", "MQTT control packets by type "
+                                  "and direction.", labels, &st->packets_in[t]);
+        snprintf(labels, sizeof(labels), "type=\"%s\",dir=\"out\"", mqtt_type_name(t));
+        rc |= metrics_counter_ref(m, "weir_mqtt_packets_total", NULL, labels,
+                                  &st->packets_out[t]);
+    }
+    rc |= metrics_counter_ref(m, "weir_mqtt_bytes_total", "MQTT bytes by direction.",
+                              "dir=\"in\"", &st->bytes_in);
+    rc |= metrics_counter_ref(m, "weir_mqtt_bytes_total", NULL, "dir=\"out\"", &st->bytes_out);
+    rc |= metrics_counter_ref(m, "weir_mqtt_messages_total",
+                              "PUBLISH messages received and sent.", "dir=\"in\"",
+                              &st->messages_in);
+    rc |= metrics_counter_ref(m, "weir_mqtt_messages_total", NULL, "dir=\"out\"",
+                              &st->messages_out);
+    for (int d = 0; d < MQTT_DROP__COUNT; d++) {
+        snprintf(labels, sizeof(labels), "reason=\"%s\"", mqtt_drop_name((mqtt_drop)d));
+        rc |= metrics_counter_ref(m, "weir_mqtt_dropped_total",
+                                  "Messages dropped, by reason (see docs/mqtt.md).", labels,
+                                  &st->dropped[d]);
+    }
+    for (int r = 0; r < MQTT_CLOSE__COUNT; r++) {
+        snprintf(labels, sizeof(labels), "reason=\"%s\"",
+                 mqtt_close_name((mqtt_close_reason)r));
+        rc |= metrics_counter_ref(m, "weir_mqtt_closed_total",
+                                  "Connections closed by the broker, by reason.", labels,
+                                  &st->closed[r]);
+    }
+    rc |= metrics_counter_ref(m, "weir_mqtt_connects_total", "Accepted MQTT CONNECTs.", NULL,
+                              &st->connects);
+    rc |= metrics_counter_ref(m, "weir_mqtt_auth_denied_total",
+                              "CONNECT, PUBLISH or SUBSCRIBE refused by authorisation.", NULL,
+                              &st->auth_denied);
+    return rc ? WEIR_ENOMEM : WEIR_OK;
+}
+
+static int start_http(node *n)
+{
+    const weir_config *cfg = n->cfg;
+    if (!cfg->http_listen || !*cfg->http_listen)
+        return WEIR_OK;
+    char host[256];
+    int port;
+    if (config_parse_hostport(cfg->http_listen, host, sizeof(host), &port)) {
+        wlog_error("node", "config", "error=\"bad http.listen\" value=\"%s\"", cfg->http_listen);
+        return WEIR_EINVAL;
+    }
+    http_config hc = {.host = host, .port = port, .max_body = cfg->http_max_body,
+                      .max_ws_outbuf = cfg->mqtt_max_outbuf * 2 + cfg->mqtt_max_packet_size};
+    n->http = http_server_start(&n->loop, &hc, routes, sizeof(routes) / sizeof(routes[0]),
+                                ws_endpoints, sizeof(ws_endpoints) / sizeof(ws_endpoints[0]),
+                                &n->api);
+    if (!n->http)
+        return WEIR_EIO;
+    wlog_info("node", "listening", "proto=http host=%s port=%d", host, http_server_port(n->http));
+    return WEIR_OK;
+}
 
 /* ---- Snapshots ---------------------------------------------------------- */
 
@@ -217,6 +376,8 @@ static void node_stop(node *n, const char *why)
         uv_timer_start(&n->deadline, on_deadline, SHUTDOWN_DEADLINE_MS, 0);
         uv_unref((uv_handle_t *)&n->deadline);
     }
+    if (n->http)
+        http_server_stop(n->http);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -292,7 +453,12 @@ static int node_start(node *n)
         return WEIR_ENOMEM;
     if (cfg->mqtt_persistence && snapshot_load(n))
         return WEIR_EIO;
-    if (start_mqtt(n))
+    if (!(n->metrics = metrics_new()) || register_metrics(n))
+        return WEIR_ENOMEM;
+    n->api.metrics = n->metrics;
+    n->api.started_ns = weir_mono_ns();
+    n->api.node = n;
+    if (start_mqtt(n) || start_http(n))
         return WEIR_EIO;
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
     if (cfg->mqtt_autosave_ms > 0)
@@ -341,7 +507,9 @@ int node_run(const weir_config *cfg)
         status = 1;
     uv_close((uv_handle_t *)&n.deadline, NULL);
     uv_run(&n.loop, UV_RUN_DEFAULT);
+    http_server_free(n.http);
     mqtt_broker_free(n.broker);
+    metrics_free(n.metrics);
     auth_free(n.auth);
     buf_free(&n.save_buf);
     if (uv_loop_close(&n.loop))

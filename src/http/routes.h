@@ -21,6 +21,7 @@
 typedef struct http_api_ctx {
     metrics *metrics;   /* rendered by GET /metrics; NULL answers 503 */
     int64_t started_ns; /* weir_mono_ns() when the node started, for uptime */
+    void *node;         /* the running node, opaque to http/; for node-level doors */
 } http_api_ctx;
 
 /* route_health.c */

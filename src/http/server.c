@@ -588,13 +588,16 @@ static int http__write_headers(struct lws *wsi, http_response *w)
     if (!rc)
         rc = lws_add_http_header_content_length(wsi, http__body_len(w), &p, end);
     /* Extra headers: "name:\0value\0" pairs (no bytes, no data pointer). */
-    const char *h = buf_used(&w->headers) ? (const char *)buf_head(&w->headers) : "";
-    const char *hend = h + buf_used(&w->headers);
-    while (!rc && h < hend) {
-        const char *v = h + strlen(h) + 1;
-        rc = lws_add_http_header_by_name(wsi, (const unsigned char *)h, (const unsigned char *)v,
-                                         (int)strlen(v), &p, end);
-        h = v + strlen(v) + 1;
+    const char *h = (const char *)buf_head(&w->headers);
+    size_t hn = buf_used(&w->headers);
+    for (size_t off = 0; !rc && off < hn;) {
+        const char *name = h + off;
+        size_t nl = strlen(name);
+        const char *v = name + nl + 1;
+        size_t vl = strlen(v);
+        rc = lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                         (const unsigned char *)v, (int)vl, &p, end);
+        off += nl + 1 + vl + 1;
     }
     if (!rc && w->close_after)
         rc = lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
@@ -922,6 +925,8 @@ static int http__on_ws_writeable(struct lws *wsi, http_conn *c, void *in, size_t
         buf_consume(&ws->out, n);
         if (buf_used(&ws->out) || ws->closing)
             lws_callback_on_writable(wsi);
+        else if (ws->ep->on_drain)
+            ws->ep->on_drain(ws->user);
         return 0;
     }
     if (ws->closing && !ws->drained) {

@@ -139,6 +139,9 @@ typedef struct http_ws_endpoint {
     /* Payload of binary frames, in order. Frame boundaries carry no meaning:
      * MQTT over WebSocket is a byte stream cut wherever the client liked. */
     void (*on_data)(void *user, const uint8_t *data, size_t len);
+    /* Optional: everything queued has been sent (flow control for the
+     * endpoint, which may then queue more). */
+    void (*on_drain)(void *user);
     /* Called once when the connection ends for any reason, including
      * http_server_stop; the http_ws is gone when it returns. */
     void (*on_close)(void *user);

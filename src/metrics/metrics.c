@@ -41,6 +41,7 @@ typedef struct metrics_series {
     struct metrics_series *next; /* next series of the same family */
     char *labels;                /* owned; inside of {} or NULL for none */
     uint64_t count;              /* the counter cell handed to the owner */
+    const uint64_t *ref;         /* a cell owned elsewhere (metrics_counter_ref) */
     metrics_gauge_fn fn;         /* gauges: reads the value at render time */
     void *arg;                   /* gauges: passed to fn */
 } metrics_series;
@@ -215,6 +216,32 @@ uint64_t *metrics_counter(metrics *m, const char *name, const char *help, const 
     return cell;
 }
 
+int metrics_counter_ref(metrics *m, const char *name, const char *help, const char *labels,
+                        const uint64_t *cell)
+{
+    if (!m || !cell || !metrics__valid_name(name))
+        return WEIR_EINVAL;
+    labels = metrics__norm_labels(labels);
+    int err = WEIR_OK;
+    pthread_mutex_lock(&m->lock);
+    metrics_family *f = metrics__family(m, name, help, METRICS_COUNTER, &err);
+    if (!f)
+        goto out;
+    if (metrics__find_series(f, labels)) {
+        err = WEIR_EEXIST;
+        goto out;
+    }
+    metrics_series *s = metrics__add_series(f, labels);
+    if (!s) {
+        err = WEIR_ENOMEM;
+        goto out;
+    }
+    s->ref = cell;
+out:
+    pthread_mutex_unlock(&m->lock);
+    return err;
+}
+
 int metrics_gauge(metrics *m, const char *name, const char *help, const char *labels,
                   metrics_gauge_fn fn, void *arg)
 {
@@ -333,7 +360,7 @@ static int metrics__render_family(const metrics_family *f, weir_buf *out)
         char value[64];
         if (f->type == METRICS_COUNTER)
             snprintf(value, sizeof(value), "%" PRIu64,
-                     __atomic_load_n(&s->count, __ATOMIC_RELAXED));
+                     __atomic_load_n(s->ref ? s->ref : &s->count, __ATOMIC_RELAXED));
         else
             metrics__format_double(s->fn(s->arg), value, sizeof(value));
         rc = metrics__append_series(out, f->name, s->labels, value);

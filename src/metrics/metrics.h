@@ -50,6 +50,13 @@ void metrics_free(metrics *m);
  * when name is already registered as a gauge. */
 uint64_t *metrics_counter(metrics *m, const char *name, const char *help, const char *labels);
 
+/* Registers a counter whose cell is owned by a module (such as the broker's
+ * statistics struct) that must outlive the registry's renders. Lets a module
+ * keep its counters without depending on metrics/. Returns WEIR_OK,
+ * WEIR_EINVAL, WEIR_EEXIST or WEIR_ENOMEM. */
+int metrics_counter_ref(metrics *m, const char *name, const char *help, const char *labels,
+                        const uint64_t *cell);
+
 /* A gauge whose value is read by calling fn(arg) at render time. */
 typedef double (*metrics_gauge_fn)(void *arg);
 
