@@ -1,0 +1,100 @@
+/* catalog.h -- the node's metadata store: one SQLite file in the data dir.
+ *
+ * The catalog holds what describes the node rather than the data flowing
+ * through it: the node's identity, its peers, and (in later schema versions)
+ * streams, rules, users and checkpointed offsets. Readings never go here; they
+ * go to the stream store. The file is `<data_dir>/catalog.db`.
+ *
+ * Connection settings, applied on every open, and why:
+ *
+ *   journal_mode=WAL    readers (`weir sql`, `weir user` run next to a live
+ *                       `weir serve`) never block the writer nor it them, and
+ *                       a commit is one append to the -wal file.
+ *   synchronous=FULL    every commit fsyncs the WAL before it returns. With
+ *                       NORMAL a commit survives a crash of the process but
+ *                       the last few can vanish on power loss, and what the
+ *                       catalog records is exactly what must not silently roll
+ *                       back: a stream someone created and was told exists, a
+ *                       user whose password was changed, a rule checkpoint
+ *                       whose outputs were already emitted downstream (rolling
+ *                       it back would emit them twice). Catalog writes are
+ *                       control-plane events, a handful per second at most,
+ *                       so one fsync each is cheap; a module that must write
+ *                       many rows groups them in one transaction.
+ *   busy_timeout=5000   another process holding the write lock (a CLI
+ *                       command, a migration in progress) is waited for up to
+ *                       5 s instead of failing at once with SQLITE_BUSY.
+ *   foreign_keys=ON     SQLite leaves them off by default, per connection;
+ *                       later tables (rules -> streams) rely on them.
+ *
+ * Schema versions. The schema is a list of migrations in schema.c, each
+ * {version, description, sql}, numbered 1, 2, 3... with no gaps. The table
+ * `schema_migrations(version, description, applied_at)` records every version
+ * applied to the file, with the UTC time it was applied. catalog_open applies
+ * the missing ones in order, each in its own BEGIN IMMEDIATE transaction that
+ * also inserts its schema_migrations row, so a migration is either entirely
+ * there or entirely absent, and two processes opening the same new file at
+ * once cannot both apply it (the second sees the row and skips). Reopening an
+ * up-to-date file changes nothing. A file whose newest version is beyond what
+ * this binary knows was written by a newer weir; it is refused with
+ * WEIR_EUNSUPPORTED rather than used half-understood.
+ *
+ * Threads: the catalog does blocking disk I/O (an fsync per commit), so code
+ * on an event loop calls it only at start-up or from a worker thread. A
+ * catalog handle is used by one thread at a time.
+ */
+#ifndef WEIR_CATALOG_CATALOG_H
+#define WEIR_CATALOG_CATALOG_H
+
+#include <stddef.h>
+
+typedef struct sqlite3 sqlite3;
+typedef struct catalog catalog;
+
+/* The name of the catalog file inside the data directory. */
+#define CATALOG_FILE "catalog.db"
+
+/* Opens (creating if needed) `<data_dir>/catalog.db`, creating data_dir and
+ * its parents (mode 0700: later versions keep password hashes here) when
+ * missing, and migrates the schema to the newest version this binary knows.
+ * On success stores a handle in *out and returns WEIR_OK. On failure *out is
+ * NULL, the reason is logged, and the result is:
+ *   WEIR_EUNSUPPORTED  the file's schema is newer than this binary;
+ *   WEIR_ECORRUPT      not a SQLite file, or its migration history has gaps;
+ *   WEIR_EBUSY         another process kept the file locked past the timeout;
+ *   WEIR_EIO           the directory or file cannot be created or written;
+ *   WEIR_ENOMEM, WEIR_EINVAL (NULL argument), WEIR_EINTERNAL (a migration
+ *                      failed for another reason; it was rolled back). */
+int catalog_open(const char *data_dir, catalog **out);
+
+/* Closes the database and frees the handle. NULL is allowed. */
+void catalog_close(catalog *c);
+
+/* The newest schema version applied to the file (after catalog_open, the
+ * newest this binary knows). */
+int catalog_schema_version(catalog *c);
+
+/* This node's id: 32 lowercase hex digits, random, generated when the
+ * catalog was created and stable for the life of the data directory. Owned by
+ * the catalog; valid until catalog_close. */
+const char *catalog_node_id(catalog *c);
+
+/* Reads the value stored under key. On WEIR_OK, *val is a malloc'd copy the
+ * caller frees and *len its length; one extra NUL byte follows the value (not
+ * counted in *len) so text values can be used as C strings. An empty value
+ * gives a non-NULL *val and *len == 0. Returns WEIR_ENOTFOUND when the key is
+ * absent (and sets *val = NULL, *len = 0), WEIR_EINVAL, WEIR_ENOMEM, or a
+ * storage error. */
+int catalog_kv_get(catalog *c, const char *key, void **val, size_t *len);
+
+/* Stores (inserting or replacing) len bytes under key, durably, before it
+ * returns. val may be NULL only when len is 0. Returns WEIR_OK, WEIR_EINVAL,
+ * WEIR_ETOOBIG (beyond SQLite's limit), or a storage error. */
+int catalog_kv_put(catalog *c, const char *key, const void *val, size_t len);
+
+/* The underlying connection, for modules that keep their own tables in the
+ * catalog (they add them as migrations in schema.c and prepare their own
+ * statements). The connection stays owned by the catalog. */
+sqlite3 *catalog_db(catalog *c);
+
+#endif
