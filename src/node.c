@@ -19,6 +19,7 @@
 #include "base/err.h"
 #include "base/fileio.h"
 #include "base/wlog.h"
+#include "catalog/catalog.h"
 #include "http/routes.h"
 #include "http/server.h"
 #include "metrics/metrics.h"
@@ -45,6 +46,7 @@ typedef struct node {
     uv_timer_t deadline;     /* shutdown: abort peers that do not read */
     const weir_config *cfg;
     auth *auth;
+    catalog *catalog;
     mqtt_broker *broker;
     net_listener *mqtt_l;
     http_server *http;
@@ -445,6 +447,10 @@ static int node_start(node *n)
         return WEIR_EIO;
     }
     snprintf(n->snapshot_path, sizeof(n->snapshot_path), "%s/mqtt.snapshot", cfg->data_dir);
+    if (catalog_open(cfg->data_dir, &n->catalog))
+        return WEIR_EIO;
+    wlog_info("node", "catalog", "node_id=%s schema=%d", catalog_node_id(n->catalog),
+              catalog_schema_version(n->catalog));
     if (broker_config(cfg, &bc))
         return WEIR_EINVAL;
     if (!(n->auth = auth_new(cfg->mqtt_deny, false)))
@@ -511,6 +517,7 @@ int node_run(const weir_config *cfg)
     mqtt_broker_free(n.broker);
     metrics_free(n.metrics);
     auth_free(n.auth);
+    catalog_close(n.catalog);
     buf_free(&n.save_buf);
     if (uv_loop_close(&n.loop))
         wlog_warn("node", "loop_close", "error=\"handles still open\"");

@@ -456,9 +456,11 @@ static int frame_header(const uint8_t *buf, size_t len, uint64_t max_size, uint3
             return WEIR_EAGAIN;
         uint8_t b = buf[1 + i];
         val |= (uint32_t)(b & 0x7F) << (7 * i);
-        if ((uint64_t)val + 2 + i > max_size)
-            return WEIR_ETOOBIG;
         if (!(b & 0x80)) {
+            /* Size is judged once the length is complete, so a five-byte
+             * length is reported as malformed, not as too big. */
+            if ((uint64_t)val + 2 + i > max_size)
+                return WEIR_ETOOBIG;
             *rem = val;
             *hdr = 2 + i;
             return WEIR_OK;
