@@ -444,6 +444,7 @@ const char *mqtt_close_name(mqtt_close_reason r)
         [MQTT_CLOSE_PROTOCOL] = "protocol",   [MQTT_CLOSE_TOO_LARGE] = "too_large",
         [MQTT_CLOSE_KEEPALIVE] = "keepalive", [MQTT_CLOSE_TAKEOVER] = "takeover",
         [MQTT_CLOSE_REFUSED] = "refused",     [MQTT_CLOSE_SLOW] = "slow",
+        [MQTT_CLOSE_INGEST] = "ingest",
     };
     return (unsigned)r < MQTT_CLOSE__COUNT ? names[r] : "unknown";
 }

@@ -89,6 +89,7 @@ typedef enum mqtt_close_reason {
     MQTT_CLOSE_TAKEOVER,     /* another connection took the client id */
     MQTT_CLOSE_REFUSED,      /* CONNECT refused (version, auth, limits) */
     MQTT_CLOSE_SLOW,         /* send buffer full while writing a control packet */
+    MQTT_CLOSE_INGEST,       /* 3.1.1 PUBLISH not accepted by the store */
     MQTT_CLOSE__COUNT
 } mqtt_close_reason;
 
@@ -104,6 +105,7 @@ typedef struct mqtt_stats {
     uint64_t closed[MQTT_CLOSE__COUNT];
     uint64_t connects;         /* accepted CONNECTs */
     uint64_t auth_denied;      /* CONNECT, PUBLISH or SUBSCRIBE refused */
+    uint64_t ingest_refused;   /* PUBLISH refused by the ingest hook (back-pressure) */
 } mqtt_stats;
 
 /* Live sizes for gauges. */
@@ -146,6 +148,36 @@ void mqtt_broker_tick(mqtt_broker *b);
 /* Tells every MQTT 5 client the server is shutting down (DISCONNECT 0x8B)
  * and closes all connections. Wills are not published. */
 void mqtt_broker_shutdown(mqtt_broker *b);
+
+/* ---- Ingest hook: PUBLISHes that become durable records ------------------
+ *
+ * The node installs one hook that sees every PUBLISH accepted from a client
+ * (after authorisation, before routing to subscribers). It returns:
+ *   WEIR_OK      nothing durable depends on it: acknowledge now;
+ *   WEIR_EAGAIN  (QoS 1/2 only) the message is being made durable: hold the
+ *                PUBACK/PUBREC until mqtt_broker_ingest_done(token) is called,
+ *                exactly once, on the broker's thread;
+ *   an error     (e.g. WEIR_EFULL: the store pushes back) the message is not
+ *                accepted: it is not routed, an MQTT 5 client gets reason
+ *                0x97 (quota exceeded), a 3.1.1 client, which has no negative
+ *                acknowledgement, is disconnected so that it resends later.
+ * Acknowledgements always leave in the order the PUBLISHes arrived. */
+typedef struct mqtt_ingest_msg {
+    const uint8_t *topic;
+    size_t topic_len;
+    const uint8_t *payload;
+    size_t payload_len;
+    uint8_t qos;
+    bool retain;
+    const char *client_id;
+    int64_t arrival_ns;      /* wall clock when the packet was handled (T2) */
+} mqtt_ingest_msg;
+typedef int (*mqtt_ingest_fn)(void *ctx, const mqtt_ingest_msg *m, uint64_t token);
+void mqtt_broker_set_ingest(mqtt_broker *b, mqtt_ingest_fn fn, void *ctx);
+/* status 0: durable, acknowledge with success; otherwise the client gets
+ * 0x80 (unspecified error, 5.0) or, in 3.1.1, the acknowledgement anyway is
+ * NOT sent and the connection is closed so that the client resends. */
+void mqtt_broker_ingest_done(mqtt_broker *b, uint64_t token, int status);
 
 /* Publishes a message from weir itself (no client origin). */
 int mqtt_broker_publish(mqtt_broker *b, const char *topic, const void *payload, size_t len,

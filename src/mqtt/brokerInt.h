@@ -122,6 +122,21 @@ typedef struct mqtt_session {
 
 enum { CONN_NEW = 0, CONN_ACTIVE = 1, CONN_CLOSING = 2 };
 
+/* An acknowledgement of an inbound QoS 1/2 PUBLISH that waits for the
+ * ingest hook (the record being made durable). Acknowledgements leave in
+ * the order their PUBLISHes arrived, so a connection keeps them in a FIFO;
+ * an immediate one queues behind a pending one. When the connection closes
+ * first, its pending entries are orphaned (conn = NULL) and freed by
+ * mqtt_broker_ingest_done. */
+typedef struct mqtt_pending_ack {
+    struct mqtt_conn *conn;  /* NULL once orphaned */
+    uint16_t packet_id;
+    uint8_t type;            /* MQTT_PUBACK or MQTT_PUBREC */
+    uint8_t reason;
+    bool done;
+    struct mqtt_pending_ack *next;
+} mqtt_pending_ack;
+
 typedef struct alias_out {
     uint64_t hash;           /* 0 = empty slot */
     uint16_t alias;
@@ -156,6 +171,7 @@ struct mqtt_conn {
     alias_out *alias_out;
     uint16_t alias_out_cap, alias_out_used;
     uint64_t msgs_in, msgs_out;
+    mqtt_pending_ack *acks_head, *acks_tail; /* acknowledgements in order */
     struct mqtt_conn *prev, *next; /* broker connection list */
 };
 
@@ -185,6 +201,9 @@ struct mqtt_broker {
     uint64_t origin;         /* uid of the publisher being routed */
     uint64_t queued_msgs, queued_bytes, inflight;
     bool dirty;              /* persistent state changed since snapshot */
+    mqtt_ingest_fn ingest;   /* durable-stream hook; NULL = none */
+    void *ingest_ctx;
+    uint64_t pending_acks;   /* acknowledgements waiting for the hook */
     bool shutting_down;
     mqtt_stats stats;
 };

@@ -213,6 +213,76 @@ static int send_ack(mqtt_conn *c, mqtt_type type, uint16_t pid, uint8_t reason)
     return conn__send(c, &p);
 }
 
+/* ---- Acknowledgements held for the ingest hook -------------------------- */
+
+static void acks_flush(mqtt_conn *c)
+{
+    while (c->acks_head && c->acks_head->done) {
+        mqtt_pending_ack *a = c->acks_head;
+        c->acks_head = a->next;
+        if (!c->acks_head)
+            c->acks_tail = NULL;
+        if (a->reason >= 0x80 && c->version != MQTT_V5) {
+            /* 3.1.1 cannot say no: close, the client resends after reconnecting. */
+            conn__fail(c, WEIR_EFULL, MQTT_CLOSE_INGEST, "message not stored");
+        } else if (c->state == CONN_ACTIVE) {
+            send_ack(c, a->type, a->packet_id, a->reason);
+        }
+        free(a);
+    }
+}
+
+static mqtt_pending_ack *ack_enqueue(mqtt_conn *c, mqtt_type type, uint16_t pid, uint8_t reason,
+                                     bool done)
+{
+    mqtt_pending_ack *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->conn = c;
+    a->type = (uint8_t)type;
+    a->packet_id = pid;
+    a->reason = reason;
+    a->done = done;
+    if (c->acks_tail)
+        c->acks_tail->next = a;
+    else
+        c->acks_head = a;
+    c->acks_tail = a;
+    return a;
+}
+
+/* Acknowledges an inbound PUBLISH now, or behind held acknowledgements. */
+static int ack_publish(mqtt_conn *c, mqtt_type type, uint16_t pid, uint8_t reason)
+{
+    if (!c->acks_head)
+        return send_ack(c, type, pid, reason);
+    if (!ack_enqueue(c, type, pid, reason, true))
+        return WEIR_ENOMEM;
+    return WEIR_OK;
+}
+
+void mqtt_broker_set_ingest(mqtt_broker *b, mqtt_ingest_fn fn, void *ctx)
+{
+    b->ingest = fn;
+    b->ingest_ctx = ctx;
+}
+
+void mqtt_broker_ingest_done(mqtt_broker *b, uint64_t token, int status)
+{
+    mqtt_pending_ack *a = (mqtt_pending_ack *)(uintptr_t)token;
+    if (!a)
+        return;
+    b->pending_acks--;
+    a->done = true;
+    if (status)
+        a->reason = MQTT_RC_UNSPECIFIED;
+    if (!a->conn) {
+        free(a); /* its connection is gone */
+        return;
+    }
+    acks_flush(a->conn);
+}
+
 /* ---- Failing ------------------------------------------------------------ */
 
 static void conn_fail_rc(mqtt_conn *c, int err, uint8_t rc, mqtt_close_reason why,
@@ -569,6 +639,60 @@ static int resolve_alias(mqtt_conn *c, mqtt_publish *pub)
     return WEIR_OK;
 }
 
+/* Offers the PUBLISH to the ingest hook. On WEIR_OK *held is the
+ * acknowledgement the hook will complete (NULL when none is pending) and
+ * *durable tells whether a store took the message. WEIR_EFULL means the
+ * PUBLISH was refused and already answered. */
+static int ingest(mqtt_conn *c, const mqtt_publish *pub, mqtt_pending_ack **held, bool *durable)
+{
+    mqtt_broker *b = c->b;
+    mqtt_type ack = pub->qos == 2 ? MQTT_PUBREC : MQTT_PUBACK;
+    mqtt_pending_ack *a = NULL;
+    if (pub->qos) {
+        /* Queued not-done now so that acknowledgements keep their order. */
+        a = ack_enqueue(c, ack, pub->packet_id, MQTT_RC_SUCCESS, false);
+        if (!a)
+            return WEIR_ENOMEM;
+        b->pending_acks++;
+    }
+    mqtt_ingest_msg im = {
+        .topic = pub->topic.data, .topic_len = pub->topic.len, .payload = pub->payload.data,
+        .payload_len = pub->payload.len, .qos = pub->qos, .retain = pub->retain,
+        .client_id = c->s->client_id, .arrival_ns = weir_wall_ns(),
+    };
+    int rc = b->ingest(b->ingest_ctx, &im, (uint64_t)(uintptr_t)a);
+    if (rc == WEIR_EAGAIN && a) {
+        *held = a;
+        *durable = true;
+        return WEIR_OK;
+    }
+    if (a) {
+        /* Not held: complete it here, success or refusal. */
+        a->done = true;
+        b->pending_acks--;
+        a->reason = rc == WEIR_OK || rc == WEIR_EAGAIN ? MQTT_RC_SUCCESS : MQTT_RC_QUOTA_EXCEEDED;
+        if (rc == WEIR_OK || rc == WEIR_EAGAIN) {
+            /* Routed below; its acknowledgement is sent below in order. */
+            mqtt_pending_ack **pp = &c->acks_head;
+            mqtt_pending_ack *prev = NULL;
+            while (*pp != a) {
+                prev = *pp;
+                pp = &(*pp)->next;
+            }
+            *pp = a->next;
+            if (c->acks_tail == a)
+                c->acks_tail = prev;
+            free(a);
+            return WEIR_OK;
+        }
+    }
+    if (rc == WEIR_OK || rc == WEIR_EAGAIN)
+        return WEIR_OK;
+    b->stats.ingest_refused++;
+    acks_flush(c);
+    return WEIR_EFULL;
+}
+
 static int handle_publish(mqtt_conn *c, mqtt_packet *p)
 {
     mqtt_broker *b = c->b;
@@ -588,8 +712,14 @@ static int handle_publish(mqtt_conn *c, mqtt_packet *p)
                      "retain not supported");
         return WEIR_OK;
     }
-    if (pub->qos == 2 && session__rx_qos2_has(s, pub->packet_id))
-        return send_ack(c, MQTT_PUBREC, pub->packet_id, 0); /* a resend: don't route twice */
+    if (pub->qos == 2 && session__rx_qos2_has(s, pub->packet_id)) {
+        /* A resend: never routed twice; its PUBREC is either held (sent when
+         * the record is durable) or goes out again now. */
+        for (mqtt_pending_ack *a = c->acks_head; a; a = a->next)
+            if (a->packet_id == pub->packet_id && a->type == MQTT_PUBREC && !a->done)
+                return WEIR_OK;
+        return ack_publish(c, MQTT_PUBREC, pub->packet_id, 0);
+    }
     if (v5 && pub->qos == 2 && s->n_rx_qos2 >= b->cfg.receive_maximum) {
         conn_fail_rc(c, WEIR_EPROTO, MQTT_RC_RECEIVE_MAX_EXCEEDED, MQTT_CLOSE_PROTOCOL,
                      "receive maximum exceeded");
@@ -603,7 +733,7 @@ static int handle_publish(mqtt_conn *c, mqtt_packet *p)
                          "payload is not UTF-8");
             return WEIR_OK;
         }
-        return send_ack(c, ack, pub->packet_id, MQTT_RC_PAYLOAD_FORMAT_INVALID);
+        return ack_publish(c, ack, pub->packet_id, MQTT_RC_PAYLOAD_FORMAT_INVALID);
     }
     if (b->auth) {
         auth_request ar = {.action = AUTH_PUBLISH, .client_id = s->client_id,
@@ -614,8 +744,15 @@ static int handle_publish(mqtt_conn *c, mqtt_packet *p)
             b->stats.dropped[MQTT_DROP_DENIED]++;
             if (pub->qos == 0)
                 return WEIR_OK;
-            return send_ack(c, ack, pub->packet_id, MQTT_RC_NOT_AUTHORIZED);
+            return ack_publish(c, ack, pub->packet_id, MQTT_RC_NOT_AUTHORIZED);
         }
+    }
+    mqtt_pending_ack *held = NULL;
+    bool durable = false;
+    if (b->ingest) {
+        int rc = ingest(c, pub, &held, &durable);
+        if (rc)
+            return rc == WEIR_EFULL ? WEIR_OK : rc;
     }
     mqtt_msg *m = msg_new(pub->topic.data, pub->topic.len, pub->payload.data, pub->payload.len,
                           pub->qos, pub->retain, v5 ? &pub->props : NULL, s->uid);
@@ -625,17 +762,19 @@ static int handle_publish(mqtt_conn *c, mqtt_packet *p)
         broker__retain(b, m);
     broker__route(b, m);
     msg_unref(m);
-    uint8_t reason = b->n_matches ? MQTT_RC_SUCCESS : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
-    if (pub->qos == 1)
-        return send_ack(c, MQTT_PUBACK, pub->packet_id, reason);
+    uint8_t reason =
+        b->n_matches || durable ? MQTT_RC_SUCCESS : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
     if (pub->qos == 2) {
         int rc = session__rx_qos2_add(s, pub->packet_id);
         if (rc)
             return rc;
         if (s->expiry_s)
             b->dirty = true;
-        return send_ack(c, MQTT_PUBREC, pub->packet_id, reason);
     }
+    if (held)
+        return WEIR_OK; /* the hook's done call sends it */
+    if (pub->qos)
+        return ack_publish(c, ack, pub->packet_id, reason);
     return WEIR_OK;
 }
 
@@ -994,6 +1133,13 @@ void mqtt_conn_closed(mqtt_conn *c)
                                : weir_mono_ns() + (int64_t)s->expiry_s * WEIR_NS_PER_S;
             b->dirty = true;
         }
+    }
+    for (mqtt_pending_ack *a = c->acks_head, *next; a; a = next) {
+        next = a->next;
+        if (a->done)
+            free(a);
+        else
+            a->conn = NULL; /* freed by mqtt_broker_ingest_done */
     }
     msg_unref(c->will);
     if (c->alias_in) {

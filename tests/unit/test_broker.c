@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "auth/auth.h"
+#include "base/err.h"
 #include "base/buf.h"
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
@@ -291,6 +292,69 @@ static void test_retained_and_deny(void **state)
     auth_free(a);
 }
 
+typedef struct hook_state {
+    uint64_t tokens[8];
+    int n;
+    int refuse;
+} hook_state;
+
+static int hook(void *ctx, const mqtt_ingest_msg *m, uint64_t token)
+{
+    hook_state *h = ctx;
+    if (strncmp((const char *)m->topic, "durable/", 8) != 0)
+        return 0;
+    if (h->refuse)
+        return WEIR_EFULL;
+    if (!token)
+        return 0;
+    h->tokens[h->n++] = token;
+    return WEIR_EAGAIN;
+}
+
+static void test_ingest_hook_holds_acks_in_order(void **state)
+{
+    (void)state;
+    mqtt_broker_config c = cfg();
+    auth *a = auth_new(NULL, false);
+    mqtt_broker *b = mqtt_broker_new(&c, a);
+    hook_state h = {0};
+    mqtt_broker_set_ingest(b, hook, &h);
+    io pub;
+    open_conn(b, &pub, MQTT_V5, "pub", true, 0);
+    publish(&pub, "durable/a", "1", 1, 1, false);   /* held */
+    publish(&pub, "other", "2", 1, 2, false);       /* immediate, but queued behind */
+    publish(&pub, "durable/b", "3", 2, 3, false);   /* held (PUBREC) */
+    publish(&pub, "durable/b", "3", 2, 3, false);   /* a resend while held: no second ack */
+    uint8_t keep[512];
+    mqtt_packet p;
+    assert_false(next_pkt(&pub, &p, keep, sizeof(keep)));
+    assert_int_equal(h.n, 2);
+    mqtt_broker_ingest_done(b, h.tokens[1], 0); /* second done first: still nothing */
+    assert_false(next_pkt(&pub, &p, keep, sizeof(keep)));
+    mqtt_broker_ingest_done(b, h.tokens[0], 0);
+    uint16_t want[] = {1, 2, 3};
+    uint8_t types[] = {MQTT_PUBACK, MQTT_PUBACK, MQTT_PUBREC};
+    for (int i = 0; i < 3; i++) {
+        assert_true(next_pkt(&pub, &p, keep, sizeof(keep)));
+        assert_int_equal(p.type, types[i]);
+        assert_int_equal(p.u.ack.packet_id, want[i]);
+    }
+    assert_false(next_pkt(&pub, &p, keep, sizeof(keep)));
+    /* Back-pressure: 5.0 gets 0x97 and nothing is routed. */
+    h.refuse = 1;
+    publish(&pub, "durable/c", "4", 1, 4, false);
+    assert_true(next_pkt(&pub, &p, keep, sizeof(keep)));
+    assert_int_equal(p.u.ack.reason, 0x97);
+    /* A held ack whose connection closes is freed by the done call. */
+    h.refuse = 0;
+    publish(&pub, "durable/d", "5", 1, 5, false);
+    close_conn(&pub);
+    mqtt_broker_ingest_done(b, h.tokens[2], 0);
+    assert_int_equal(mqtt_broker_stats(b)->ingest_refused, 1);
+    mqtt_broker_free(b);
+    auth_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -299,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_offline_queue_drops_oldest),
         cmocka_unit_test(test_takeover_v5),
         cmocka_unit_test(test_retained_and_deny),
+        cmocka_unit_test(test_ingest_hook_holds_acks_in_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
