@@ -35,7 +35,7 @@ struct catalog {
 /* ---------------------------------------------------------------- errors */
 
 /* The one place SQLite result codes become weir_err. */
-static int catalog__err(int rc)
+int catalog__err(int rc)
 {
     switch (rc & 0xff) {
     case SQLITE_OK:

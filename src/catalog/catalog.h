@@ -97,4 +97,31 @@ int catalog_kv_put(catalog *c, const char *key, const void *val, size_t len);
  * statements). The connection stays owned by the catalog. */
 sqlite3 *catalog_db(catalog *c);
 
+/* ---- Streams, consumer offsets, imports (streams.c) -------------------- */
+
+/* Stores (insert or replace) a stream definition given as a JSON object.
+ * origin is "api", "config" or "system". */
+int catalog_stream_put(catalog *c, const char *name, const char *definition_json,
+                       const char *origin);
+/* WEIR_OK or WEIR_ENOTFOUND; consumer offsets and import records go with it. */
+int catalog_stream_delete(catalog *c, const char *name);
+/* Calls cb for every stream, in name order; stops early when cb returns
+ * non-zero (which is then returned). */
+int catalog_stream_list(catalog *c,
+                        int (*cb)(void *arg, const char *name, const char *definition_json,
+                                  const char *origin),
+                        void *arg);
+/* Committed next offset for (group, stream, partition); WEIR_ENOTFOUND when
+ * the group never committed one. */
+int catalog_offset_get(catalog *c, const char *group, const char *stream, unsigned partition,
+                       unsigned long long *next_offset);
+int catalog_offset_commit(catalog *c, const char *group, const char *stream,
+                          unsigned partition, unsigned long long next_offset);
+/* Whether a file with this SHA-256 (64 hex) was imported into the stream;
+ * WEIR_OK = yes (with its record count), WEIR_ENOTFOUND = no. */
+int catalog_import_get(catalog *c, const char *stream, const char *sha256,
+                       unsigned long long *records);
+int catalog_import_put(catalog *c, const char *stream, const char *sha256,
+                       const char *file_name, unsigned long long records);
+
 #endif

@@ -29,4 +29,7 @@ const catalog_migration *catalog__migrations(size_t *n);
 int catalog__open_with(const char *data_dir, const catalog_migration *list, size_t n,
                        catalog **out);
 
+/* The one mapping from SQLite result codes to weir_err (catalog.c). */
+int catalog__err(int rc);
+
 #endif

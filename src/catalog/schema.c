@@ -20,6 +20,15 @@
  *   peers  other weir nodes this one knows, by name, with their base URL.
  *   kv     small settings owned by modules that need no table of their own;
  *          the key names its owner ("mqtt.retained_snapshot_at", ...).
+ *
+ * Version 2:
+ *   streams           every stream's definition (name, and its whole
+ *                     definition as JSON so that adding an option needs no
+ *                     migration), and where it came from (config or api).
+ *   consumer_offsets  committed read positions per (group, stream, partition).
+ *   imports           archived files already imported into a stream, by
+ *                     content hash, so importing the same file twice does not
+ *                     duplicate its records.
  */
 #include "catalog/catalog_int.h"
 
@@ -42,6 +51,29 @@ static const catalog_migration migrations[] = {
      "CREATE TABLE kv (\n"
      "  key   TEXT PRIMARY KEY NOT NULL,\n"
      "  value BLOB NOT NULL\n"
+     ") WITHOUT ROWID;\n"},
+    {2, "streams, consumer offsets, imported files",
+     "CREATE TABLE streams (\n"
+     "  name       TEXT PRIMARY KEY NOT NULL CHECK (length(name) BETWEEN 1 AND 128),\n"
+     "  definition TEXT NOT NULL CHECK (json_valid(definition)),\n"
+     "  origin     TEXT NOT NULL DEFAULT 'api' CHECK (origin IN ('api', 'config', 'system')),\n"
+     "  created_at TEXT NOT NULL DEFAULT (" NOW_UTC ")\n"
+     ");\n"
+     "CREATE TABLE consumer_offsets (\n"
+     "  grp        TEXT NOT NULL CHECK (length(grp) > 0),\n"
+     "  stream     TEXT NOT NULL REFERENCES streams(name) ON DELETE CASCADE,\n"
+     "  partition  INTEGER NOT NULL CHECK (partition >= 0),\n"
+     "  next_offset INTEGER NOT NULL CHECK (next_offset >= 0),\n"
+     "  updated_at TEXT NOT NULL DEFAULT (" NOW_UTC "),\n"
+     "  PRIMARY KEY (grp, stream, partition)\n"
+     ") WITHOUT ROWID;\n"
+     "CREATE TABLE imports (\n"
+     "  stream      TEXT NOT NULL REFERENCES streams(name) ON DELETE CASCADE,\n"
+     "  sha256      TEXT NOT NULL CHECK (length(sha256) = 64),\n"
+     "  file_name   TEXT NOT NULL,\n"
+     "  records     INTEGER NOT NULL,\n"
+     "  imported_at TEXT NOT NULL DEFAULT (" NOW_UTC "),\n"
+     "  PRIMARY KEY (stream, sha256)\n"
      ") WITHOUT ROWID;\n"},
 };
 
