@@ -239,6 +239,16 @@ int config_init(weir_config *c)
 
 void config_free(weir_config *c)
 {
+    for (config_object_kv *kv = c->objects, *next; kv; kv = next) {
+        next = kv->next;
+        free(kv->kind);
+        free(kv->name);
+        free(kv->key);
+        free(kv->value);
+        free(kv);
+    }
+    c->objects = NULL;
+    c->objects_tail = NULL;
     for (size_t i = 0; i < N_OPTIONS; i++)
         if (options[i].type == OPT_STR) {
             char **p = (char **)((char *)c + options[i].offset);
@@ -281,9 +291,51 @@ typedef struct load_ctx {
     int rc;
 } load_ctx;
 
+static int object_add(weir_config *c, const char *section, const char *key, const char *value)
+{
+    const char *dot = strchr(section, '.');
+    config_object_kv *kv = calloc(1, sizeof(*kv));
+    if (!kv)
+        return WEIR_ENOMEM;
+    kv->kind = strndup(section, (size_t)(dot - section));
+    kv->name = strdup(dot + 1);
+    kv->key = strdup(key);
+    kv->value = strdup(value);
+    if (!kv->kind || !kv->name || !kv->key || !kv->value) {
+        free(kv->kind);
+        free(kv->name);
+        free(kv->key);
+        free(kv->value);
+        free(kv);
+        return WEIR_ENOMEM;
+    }
+    if (!c->objects_tail)
+        c->objects_tail = &c->objects;
+    *c->objects_tail = kv;
+    c->objects_tail = &kv->next;
+    return WEIR_OK;
+}
+
+static bool is_object_section(const char *section)
+{
+    static const char *const kinds[] = CONFIG_OBJECT_KINDS;
+    const char *dot = strchr(section, '.');
+    if (!dot || !dot[1])
+        return false;
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+        if (strlen(kinds[i]) == (size_t)(dot - section) &&
+            !strncmp(section, kinds[i], (size_t)(dot - section)))
+            return true;
+    return false;
+}
+
 static int on_ini(void *user, const char *section, const char *name, const char *value)
 {
     load_ctx *lc = user;
+    if (is_object_section(section)) {
+        lc->rc = object_add(lc->c, section, name, value);
+        return lc->rc == WEIR_OK;
+    }
     const opt *o = opt_find(section, name);
     if (!o) {
         snprintf(lc->err, lc->errlen, "%s: unknown option [%s] %s", lc->path, section, name);

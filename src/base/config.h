@@ -17,6 +17,18 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* One key of a named object section such as [stream.printers]: objects
+ * (streams, later rules and users) are defined in the file as sections whose
+ * name is "<kind>.<name>"; their keys are validated by the module that owns
+ * the kind, not by the option table. */
+typedef struct config_object_kv {
+    char *kind;  /* "stream" */
+    char *name;  /* "printers" */
+    char *key;   /* "source" */
+    char *value; /* "mqtt:factory/+/printer/+/telemetry" */
+    struct config_object_kv *next; /* file order */
+} config_object_kv;
+
 typedef struct weir_config {
     /* [node] */
     char *node_name;          /* name of this node among its peers */
@@ -41,6 +53,8 @@ typedef struct weir_config {
     /* [http] */
     char *http_listen;        /* host:port of the HTTP listener; "" disables */
     uint64_t http_max_body;   /* largest request body */
+    config_object_kv *objects; /* owned list of object-section keys, file order */
+    config_object_kv **objects_tail;
 } weir_config;
 
 /* Fills `c` with the defaults. Returns WEIR_OK or WEIR_ENOMEM. */
@@ -53,6 +67,10 @@ int config_load_file(weir_config *c, const char *path, char *err, size_t errlen)
 
 /* Sets one option by "section.key" (or just "key" when unique). */
 int config_set(weir_config *c, const char *name, const char *value, char *err, size_t errlen);
+
+/* Kinds of object sections the file may contain ("stream"); a section
+ * "[<kind>.<name>]" of another kind is an error. */
+#define CONFIG_OBJECT_KINDS {"stream"}
 
 /* Prints every option with its current value and help, as INI. */
 void config_print(const weir_config *c, FILE *f);
