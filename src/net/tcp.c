@@ -11,6 +11,7 @@
 #include <string.h>
 
 #define READ_BUF_SIZE (64 * 1024)
+#define SHRINK_ABOVE (64 * 1024) /* keep at most this much per idle send buffer */
 
 struct net_listener {
     uv_tcp_t tcp;
@@ -96,7 +97,12 @@ static void on_write(uv_write_t *req, int status)
 {
     net_conn *c = req->data;
     c->writing = false;
-    buf_reset(&c->wbuf);
+    /* A burst may have grown the buffer; give large ones back so that many
+     * mostly idle subscribers do not each keep their peak allocation. */
+    if (c->wbuf.cap > SHRINK_ABOVE)
+        buf_free(&c->wbuf);
+    else
+        buf_reset(&c->wbuf);
     if (status < 0) {
         conn_shutdown(c);
         return;
