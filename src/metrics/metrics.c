@@ -216,15 +216,18 @@ uint64_t *metrics_counter(metrics *m, const char *name, const char *help, const 
     return cell;
 }
 
-int metrics_counter_ref(metrics *m, const char *name, const char *help, const char *labels,
-                        const uint64_t *cell)
+/* Registers one new series whose value is read at render time, either from
+ * a cell owned elsewhere (ref) or through a callback (fn, arg). */
+static int metrics__add_read_series(metrics *m, const char *name, const char *help,
+                                    const char *labels, metrics_type type, const uint64_t *ref,
+                                    metrics_gauge_fn fn, void *arg)
 {
-    if (!m || !cell || !metrics__valid_name(name))
+    if (!m || !(ref || fn) || !metrics__valid_name(name))
         return WEIR_EINVAL;
     labels = metrics__norm_labels(labels);
     int err = WEIR_OK;
     pthread_mutex_lock(&m->lock);
-    metrics_family *f = metrics__family(m, name, help, METRICS_COUNTER, &err);
+    metrics_family *f = metrics__family(m, name, help, type, &err);
     if (!f)
         goto out;
     if (metrics__find_series(f, labels)) {
@@ -236,37 +239,24 @@ int metrics_counter_ref(metrics *m, const char *name, const char *help, const ch
         err = WEIR_ENOMEM;
         goto out;
     }
-    s->ref = cell;
-out:
-    pthread_mutex_unlock(&m->lock);
-    return err;
-}
-
-int metrics_gauge(metrics *m, const char *name, const char *help, const char *labels,
-                  metrics_gauge_fn fn, void *arg)
-{
-    if (!m || !fn || !metrics__valid_name(name))
-        return WEIR_EINVAL;
-    labels = metrics__norm_labels(labels);
-    int err = WEIR_OK;
-    pthread_mutex_lock(&m->lock);
-    metrics_family *f = metrics__family(m, name, help, METRICS_GAUGE, &err);
-    if (!f)
-        goto out;
-    if (metrics__find_series(f, labels)) {
-        err = WEIR_EEXIST;
-        goto out;
-    }
-    metrics_series *s = metrics__add_series(f, labels);
-    if (!s) {
-        err = WEIR_ENOMEM;
-        goto out;
-    }
+    s->ref = ref;
     s->fn = fn;
     s->arg = arg;
 out:
     pthread_mutex_unlock(&m->lock);
     return err;
+}
+
+int metrics_counter_ref(metrics *m, const char *name, const char *help, const char *labels,
+                        const uint64_t *cell)
+{
+    return metrics__add_read_series(m, name, help, labels, METRICS_COUNTER, cell, NULL, NULL);
+}
+
+int metrics_gauge(metrics *m, const char *name, const char *help, const char *labels,
+                  metrics_gauge_fn fn, void *arg)
+{
+    return metrics__add_read_series(m, name, help, labels, METRICS_GAUGE, NULL, fn, arg);
 }
 
 /* ------------------------------------------------------------------------ */
