@@ -33,8 +33,9 @@ static const opt options[] = {
       "largest MQTT packet accepted (bigger ones close the connection with 0x95) and sent"),
     O("mqtt", "max_connections", OPT_UINT, mqtt_max_connections, "100000",
       "connections beyond this are refused with 'server unavailable'"),
-    O("mqtt", "receive_maximum", OPT_UINT, mqtt_receive_maximum, "64",
-      "QoS 1/2 messages in flight per client in each direction"),
+    O("mqtt", "receive_maximum", OPT_UINT, mqtt_receive_maximum, "256",
+      "QoS 1/2 messages in flight per client in each direction (also caps what is sent to "
+      "3.1.1 clients and to 5.0 clients announcing more)"),
     O("mqtt", "max_queued_messages", OPT_UINT, mqtt_max_queued_messages, "1000",
       "QoS 1/2 messages queued per session while it is offline or its window is full; "
       "the oldest is dropped and counted when full"),

@@ -101,9 +101,13 @@ typedef struct mqtt_session {
     mqtt_ssub *subs;         /* owned array */
     uint32_t n_subs, cap_subs;
 
-    mqtt_inflight *inflight; /* owned array, at most receive window entries */
+    mqtt_inflight *inflight; /* owned array; live entries are
+                                [inf_start, inf_start + n_inflight), in send order,
+                                so the usual in-order acknowledgement pops the front */
+    uint32_t inf_start;
     uint16_t n_inflight, cap_inflight;
-    uint16_t next_pid;
+    uint16_t next_pid;       /* last packet id handed out */
+    bool pid_wrapped;        /* ids wrapped onto live ones: search (rare) */
 
     mqtt_qitem *q;           /* owned ring of queued deliveries */
     uint32_t q_head, q_len, q_cap;

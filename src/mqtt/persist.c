@@ -165,7 +165,7 @@ static void snap_session(writer *w, const mqtt_session *s, int64_t now_mono, int
         put_u32(w, s->subs[i].sub_id);
     }
     put_u32(w, s->n_inflight);
-    for (uint16_t i = 0; i < s->n_inflight; i++) {
+    for (uint32_t i = s->inf_start; i < s->inf_start + s->n_inflight; i++) {
         const mqtt_inflight *f = &s->inflight[i];
         put_u16(w, f->packet_id);
         put_u8(w, f->state);
@@ -348,8 +348,9 @@ static int restore_session(mqtt_broker *b, reader *r)
             s->inflight = fa;
             s->cap_inflight = (uint16_t)cap;
         }
-        s->inflight[s->n_inflight++] = (mqtt_inflight){.item = it, .packet_id = pid,
-                                                       .state = state};
+        s->inflight[s->inf_start + s->n_inflight++] =
+            (mqtt_inflight){.item = it, .packet_id = pid, .state = state};
+        s->next_pid = pid; /* new ids continue after the restored ones */
         b->inflight++;
     }
     n = get_u32(r);

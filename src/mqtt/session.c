@@ -97,32 +97,53 @@ int session__enqueue(mqtt_broker *b, mqtt_session *s, mqtt_qitem *item)
 
 /* ---- In-flight window --------------------------------------------------- */
 
-static uint16_t window(const mqtt_session *s)
+/* The outgoing window: the client's receive maximum (5.0; 65535 when it
+ * names none), never more than our own receive_maximum, which also bounds
+ * 3.1.1 clients. Keeping it small keeps every in-flight scan short. */
+static uint16_t window(const mqtt_broker *b, const mqtt_session *s)
 {
     mqtt_conn *c = s->conn;
-    return c && c->client_receive_max ? c->client_receive_max : 65535;
+    uint16_t w = c && c->client_receive_max ? c->client_receive_max : 65535;
+    return w < b->cfg.receive_maximum ? w : b->cfg.receive_maximum;
 }
 
 mqtt_inflight *session__inflight_find(mqtt_session *s, uint16_t pid)
 {
-    for (uint16_t i = 0; i < s->n_inflight; i++)
+    for (uint32_t i = s->inf_start; i < s->inf_start + s->n_inflight; i++)
         if (s->inflight[i].packet_id == pid)
             return &s->inflight[i];
     return NULL;
 }
 
+/* Ids are handed out in sequence and the in-flight array is in send order,
+ * so every live id lies on the ring between the oldest entry's id and the
+ * last one handed out; the next id can only collide when that interval has
+ * wrapped all the way round onto the oldest. Only then is the array searched. */
 static uint16_t next_packet_id(mqtt_session *s)
 {
-    for (;;) {
-        if (++s->next_pid == 0)
-            s->next_pid = 1;
-        if (!session__inflight_find(s, s->next_pid))
-            return s->next_pid;
+    uint16_t cand = s->next_pid >= 65535 ? 1 : (uint16_t)(s->next_pid + 1);
+    uint16_t oldest = s->n_inflight ? s->inflight[s->inf_start].packet_id : 0;
+    if (s->n_inflight <= 1)
+        s->pid_wrapped = false;
+    if (cand == oldest || s->pid_wrapped) {
+        /* Once the ring has wrapped, ids are no longer in send order: search
+         * until the window empties again. */
+        s->pid_wrapped = true;
+        while (session__inflight_find(s, cand)) {
+            if (++cand == 0)
+                cand = 1;
+        }
     }
+    s->next_pid = cand;
+    return cand;
 }
 
 static mqtt_inflight *inflight_add(mqtt_broker *b, mqtt_session *s)
 {
+    if (s->inf_start && s->inf_start + s->n_inflight == s->cap_inflight) {
+        memmove(s->inflight, s->inflight + s->inf_start, s->n_inflight * sizeof(mqtt_inflight));
+        s->inf_start = 0;
+    }
     if (s->n_inflight == s->cap_inflight) {
         uint32_t cap = s->cap_inflight ? s->cap_inflight * 2u : 8u;
         if (cap > 65535)
@@ -134,7 +155,7 @@ static mqtt_inflight *inflight_add(mqtt_broker *b, mqtt_session *s)
         s->cap_inflight = (uint16_t)cap;
     }
     b->inflight++;
-    return &s->inflight[s->n_inflight++];
+    return &s->inflight[s->inf_start + s->n_inflight++];
 }
 
 void session__inflight_remove(mqtt_broker *b, mqtt_session *s, mqtt_inflight *f)
@@ -143,8 +164,12 @@ void session__inflight_remove(mqtt_broker *b, mqtt_session *s, mqtt_inflight *f)
     /* Keep the array in send order: resends after a reconnect must go out
      * in the order the messages were first sent. */
     size_t idx = (size_t)(f - s->inflight);
-    memmove(f, f + 1, (s->n_inflight - idx - 1) * sizeof(*f));
-    s->n_inflight--;
+    if (idx == s->inf_start)
+        s->inf_start++;
+    else
+        memmove(f, f + 1, (s->inf_start + s->n_inflight - idx - 1) * sizeof(*f));
+    if (--s->n_inflight == 0)
+        s->inf_start = 0;
     b->inflight--;
     if (s->expiry_s)
         b->dirty = true;
@@ -159,6 +184,7 @@ static int send_qos(mqtt_broker *b, mqtt_session *s, mqtt_qitem *item)
         return WEIR_ENOMEM;
     }
     f->item = *item;
+    f->packet_id = 0; /* not a candidate for the search below */
     f->packet_id = next_packet_id(s);
     f->state = item->qos == 1 ? INF_WAIT_PUBACK : INF_WAIT_PUBREC;
     int rc = conn__send_publish(s->conn, &f->item, f->packet_id);
@@ -171,9 +197,9 @@ static int send_qos(mqtt_broker *b, mqtt_session *s, mqtt_qitem *item)
     return rc;
 }
 
-static bool can_send_now(mqtt_session *s)
+static bool can_send_now(const mqtt_broker *b, mqtt_session *s)
 {
-    return s->conn && s->conn->state == CONN_ACTIVE && s->n_inflight < window(s) &&
+    return s->conn && s->conn->state == CONN_ACTIVE && s->n_inflight < window(b, s) &&
            !conn__outbuf_full(s->conn);
 }
 
@@ -191,7 +217,7 @@ void session__deliver(mqtt_broker *b, mqtt_session *s, mqtt_qitem *item)
         qitem_release(b, item);
         return;
     }
-    if (s->q_len == 0 && can_send_now(s)) {
+    if (s->q_len == 0 && can_send_now(b, s)) {
         send_qos(b, s, item);
         return;
     }
@@ -201,7 +227,7 @@ void session__deliver(mqtt_broker *b, mqtt_session *s, mqtt_qitem *item)
 /* Moves queued messages into the window while there is room. */
 void session__drain(mqtt_broker *b, mqtt_session *s)
 {
-    while (s->q_len && can_send_now(s)) {
+    while (s->q_len && can_send_now(b, s)) {
         mqtt_qitem it = *queue_front(s);
         queue_pop(b, s, false);
         if (it.qos == 0) {
@@ -217,8 +243,10 @@ void session__drain(mqtt_broker *b, mqtt_session *s)
  * PUBREL as PUBREL (spec 4.4), in the original order. */
 void session__resend(mqtt_broker *b, mqtt_session *s)
 {
-    for (uint16_t i = 0; i < s->n_inflight; i++) {
-        mqtt_inflight *f = &s->inflight[i];
+    /* A removal shifts the next entry into the current place (either the
+     * front moves up or the tail moves down), so k advances only on a send. */
+    for (uint32_t k = 0; k < s->n_inflight;) {
+        mqtt_inflight *f = &s->inflight[s->inf_start + k];
         if (f->state == INF_WAIT_PUBCOMP) {
             mqtt_packet p = {.type = MQTT_PUBREL, .u.ack = {.packet_id = f->packet_id}};
             conn__send(s->conn, &p);
@@ -226,9 +254,10 @@ void session__resend(mqtt_broker *b, mqtt_session *s)
             f->item.dup = true;
             if (conn__send_publish(s->conn, &f->item, f->packet_id) == WEIR_ENOTFOUND) {
                 session__inflight_remove(b, s, f);
-                i--;
+                continue;
             }
         }
+        k++;
     }
     session__drain(b, s);
 }
@@ -239,7 +268,7 @@ void session__clear_delivery_state(mqtt_broker *b, mqtt_session *s)
     while (s->q_len)
         queue_pop(b, s, true);
     while (s->n_inflight)
-        session__inflight_remove(b, s, &s->inflight[s->n_inflight - 1]);
+        session__inflight_remove(b, s, &s->inflight[s->inf_start + s->n_inflight - 1]);
     s->n_rx_qos2 = 0;
 }
 

@@ -46,7 +46,7 @@ def test_connack_properties_follow_config(broker, client):
 def test_connack_properties_defaults(broker, raw):
     c = raw(m.V5)
     ack = c.connect("v5-defaults", keepalive=60)
-    assert ack.props.get("receive_maximum") == 64
+    assert ack.props.get("receive_maximum") == 256
     assert ack.props.get("topic_alias_maximum") == 64
     assert "server_keep_alive" not in ack.props
     assert "assigned_client_id" not in ack.props
