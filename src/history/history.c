@@ -14,7 +14,7 @@
 
 static bool in_range(const history_range *r, const stream_rec *rec)
 {
-    if (rec->ts < r->from || rec->ts >= r->to)
+    if (rec->ts < r->from || rec->ts >= r->to || rec->offset < r->min_offset)
         return false;
     if (r->has_key && (rec->key_len != r->key_len || memcmp(rec->key, r->key, r->key_len)))
         return false;
@@ -26,6 +26,10 @@ static int scan_partition(stream *s, uint32_t p, const history_range *r, uint64_
                           bool by_offset, int (*fn)(void *arg, const stream_rec *rec), void *arg)
 {
     stream_reader *rd = NULL;
+    if (!by_offset && r->from == INT64_MIN && r->min_offset) {
+        by_offset = true;
+        start_offset = r->min_offset;
+    }
     int rc = by_offset ? stream_reader_open(s, p, STREAM_POS_OFFSET, (int64_t)start_offset, &rd)
          : r->from == INT64_MIN ? stream_reader_open(s, p, STREAM_POS_EARLIEST, 0, &rd)
                                 : stream_reader_open(s, p, STREAM_POS_TIME, r->from, &rd);

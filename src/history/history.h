@@ -34,6 +34,7 @@ typedef struct history_range {
     const uint8_t *key;  /* only records with this key, when has_key */
     uint32_t key_len;
     bool has_key;
+    uint64_t min_offset; /* only records at or after this offset (every partition) */
 } history_range;
 
 typedef struct history_cursor {

@@ -7,7 +7,7 @@
  *   DELETE /api/v1/streams/{name}               drop it and its data
  *   POST   /api/v1/streams/{name}/records       JSON array, NDJSON, CSV, line protocol
  *   POST   /api/v1/streams/{name}/upload        an archived file, imported once
- *   GET    /api/v1/streams/{name}/records       ?from=&to=&key=&fields=&limit=&cursor=&wait=
+ *   GET    /api/v1/streams/{name}/records       ?from=&to=&key=&fields=&limit=&cursor=&wait=&offset=
  *   GET    /api/v1/streams/{name}/series        ?field=&from=&to=&every=&agg=&key=
  *
  * Ingest answers only once every accepted record is durable under the
@@ -397,6 +397,14 @@ static bool read_range(http_request *r, http_response *w, history_range *hr, cha
     if ((v = http_req_query(r, "to", buf, sizeof(buf))) && history_parse_time(v, now, &hr->to)) {
         http_respond_error(w, WEIR_EINVAL, "to: not a time (RFC 3339, epoch ms or now-1h)");
         return false;
+    }
+    if ((v = http_req_query(r, "offset", buf, sizeof(buf)))) {
+        char *end;
+        hr->min_offset = strtoull(v, &end, 10);
+        if (*end || !*v) {
+            http_respond_error(w, WEIR_EINVAL, "offset must be a record offset");
+            return false;
+        }
     }
     if ((v = http_req_query(r, "key", keybuf, keylen))) {
         hr->key = (const uint8_t *)v;
