@@ -7,6 +7,7 @@
  * polling on either side.
  */
 #include "base/buf.h"
+#include "base/clock.h"
 #include "cli/cli.h"
 #include "cli/client.h"
 
@@ -94,7 +95,10 @@ int cli_tail(int argc, char **argv)
     snprintf(base, sizeof(base), "%s/api/v1/streams/%s/records?limit=1000",
              cli_base_url(url), name);
     if (!strcmp(from, "latest")) {
-        strncat(base, "&from=now", sizeof(base) - strlen(base) - 1);
+        /* "now" once, here: each page must not move the start forward. */
+        char now[40];
+        snprintf(now, sizeof(now), "&from=%lld", (long long)(weir_wall_ns() / 1000000));
+        strncat(base, now, sizeof(base) - strlen(base) - 1);
     } else if (strcmp(from, "earliest")) {
         char *end;
         unsigned long long v = strtoull(from, &end, 10);
