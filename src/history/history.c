@@ -1,9 +1,8 @@
 /* history.c -- see history.h. */
 #include "history/history.h"
-#include "base/arena.h"
 #include "base/config.h"
 #include "base/err.h"
-#include "record/record.h"
+#include "record/peek.h"
 #include "record/schema.h"
 
 #include <math.h>
@@ -265,19 +264,13 @@ typedef struct series_ctx {
     uint32_t n;
     bucket *b;
     history_agg agg;
-    arena a;
 } series_ctx;
 
 static int series_one(void *arg, const stream_rec *rec)
 {
     series_ctx *c = arg;
-    arena_reset(&c->a);
-    record r;
-    if (record_decode(rec->value, rec->value_len, &c->a, &r))
-        return 0;
-    const rec_value *v = record_get(&r, c->field, c->field_len);
     double x;
-    if (!v || !rec_value_as_double(v, &x) || isnan(x))
+    if (!record_peek_double(rec->value, rec->value_len, c->field, c->field_len, &x) || isnan(x))
         return 0;
     int64_t idx = (rec->ts - c->base) / c->every;
     if (idx < 0 || (uint64_t)idx >= c->n)
@@ -348,7 +341,6 @@ int history_series(stream *s, const history_range *r, const char *field, int64_t
     c.b = calloc(c.n ? c.n : 1, sizeof(bucket));
     if (!c.b)
         return WEIR_ENOMEM;
-    arena_init(&c.a, 1u << 20);
     int rc = WEIR_OK;
     for (uint32_t p = 0; p < stream_partitions(s) && !rc; p++)
         rc = scan_partition(s, p, &rr, 0, false, series_one, &c);
@@ -362,7 +354,6 @@ int history_series(stream *s, const history_range *r, const char *field, int64_t
         if (emit(arg, c.base + (int64_t)i * every, v, b->count))
             break;
     }
-    arena_free(&c.a);
     free(c.b);
     return rc;
 }
