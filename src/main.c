@@ -10,6 +10,9 @@
 
 static const cli_command commands[] = {
     {"serve", "run a weir node (MQTT broker, HTTP API, dashboard)", cli_serve},
+    {"import", "import an archived CSV/NDJSON/line-protocol file into a stream", cli_import},
+    {"tail", "print a stream's records as JSON lines, optionally following", cli_tail},
+    {"check", "verify a stopped node's data directory offline", cli_check},
     {"version", "print the version and library versions", cli_version},
 };
 

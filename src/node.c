@@ -22,10 +22,12 @@
 #include "catalog/catalog.h"
 #include "http/routes.h"
 #include "http/server.h"
+#include "ingest/ingest.h"
 #include "metrics/metrics.h"
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
 #include "net/tcp.h"
+#include "stream/store.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -47,6 +49,8 @@ typedef struct node {
     const weir_config *cfg;
     auth *auth;
     catalog *catalog;
+    stream_store *store;
+    ingest *ingest;
     mqtt_broker *broker;
     net_listener *mqtt_l;
     http_server *http;
@@ -161,7 +165,73 @@ static const http_ws_endpoint ws_endpoints[] = {
 static const http_route routes[] = {
     {"GET", "/healthz", http_route_healthz},
     {"GET", "/metrics", http_route_metrics},
+    {"GET", "/api/v1/streams", http_route_streams_list},
+    {"POST", "/api/v1/streams", http_route_streams_create},
+    {"GET", "/api/v1/streams/{name}", http_route_stream_get},
+    {"DELETE", "/api/v1/streams/{name}", http_route_stream_delete},
+    {"POST", "/api/v1/streams/{name}/records", http_route_stream_records_post},
+    {"GET", "/api/v1/streams/{name}/records", http_route_stream_records_get},
+    {"POST", "/api/v1/streams/{name}/upload", http_route_stream_upload},
+    {"GET", "/api/v1/streams/{name}/series", http_route_stream_series},
 };
+
+/* ---- Streams: the broker's ingest hook ---------------------------------- */
+
+typedef struct held_ack {
+    mqtt_broker *broker;
+    uint64_t token;
+} held_ack;
+
+static void on_ingested(void *arg, int status)
+{
+    held_ack *h = arg;
+    mqtt_broker_ingest_done(h->broker, h->token, status);
+    free(h);
+}
+
+static int node_ingest(void *ctx, const mqtt_ingest_msg *m, uint64_t token)
+{
+    node *n = ctx;
+    held_ack *h = NULL;
+    if (token) {
+        if (!(h = malloc(sizeof(*h))))
+            return WEIR_ENOMEM;
+        h->broker = n->broker;
+        h->token = token;
+    }
+    int rc = ingest_mqtt(n->ingest, m->topic, m->topic_len, m->payload, m->payload_len,
+                         m->arrival_ns, h != NULL, on_ingested, h);
+    if (rc != WEIR_EAGAIN)
+        free(h);
+    return rc;
+}
+
+static void node_publish(void *ctx, const char *topic, const void *payload, size_t len)
+{
+    node *n = ctx;
+    mqtt_broker_publish(n->broker, topic, payload, len, 0, false);
+}
+
+static int start_streams(node *n)
+{
+    char dir[4200], err[512];
+    snprintf(dir, sizeof(dir), "%s/streams", n->cfg->data_dir);
+    int rc = stream_store_open(dir, &n->loop, &n->store);
+    if (rc) {
+        wlog_error("node", "streams", "error=\"%s\" dir=%s", weir_strerror(rc), dir);
+        return rc;
+    }
+    if ((rc = ingest_new(n->store, n->catalog, node_publish, n, &n->ingest)))
+        return rc;
+    if ((rc = ingest_load_catalog(n->ingest, err, sizeof(err))) ||
+        (rc = ingest_define_config(n->ingest, n->cfg->objects, err, sizeof(err)))) {
+        wlog_error("node", "streams", "error=\"%s\"", err);
+        return rc;
+    }
+    mqtt_broker_set_ingest(n->broker, node_ingest, n);
+    n->api.ingest = n->ingest;
+    return WEIR_OK;
+}
 
 /* ---- Metrics ------------------------------------------------------------ */
 
@@ -380,6 +450,16 @@ static void node_stop(node *n, const char *why)
     }
     if (n->http)
         http_server_stop(n->http);
+    /* Long polls first (they watch streams), then the store: closing it
+     * writes and syncs what is pending and completes every held MQTT
+     * acknowledgement and HTTP answer. Nothing appends after this. */
+    http_streams_shutdown(&n->api);
+    if (n->broker)
+        mqtt_broker_set_ingest(n->broker, NULL, NULL);
+    if (n->store) {
+        stream_store_close(n->store);
+        n->store = NULL;
+    }
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -464,6 +544,10 @@ static int node_start(node *n)
     n->api.metrics = n->metrics;
     n->api.started_ns = weir_mono_ns();
     n->api.node = n;
+    n->api.catalog = n->catalog;
+    n->api.loop = &n->loop;
+    if (start_streams(n))
+        return WEIR_EIO;
     if (start_mqtt(n) || start_http(n))
         return WEIR_EIO;
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
@@ -514,6 +598,7 @@ int node_run(const weir_config *cfg)
     uv_close((uv_handle_t *)&n.deadline, NULL);
     uv_run(&n.loop, UV_RUN_DEFAULT);
     http_server_free(n.http);
+    ingest_free(n.ingest);
     mqtt_broker_free(n.broker);
     metrics_free(n.metrics);
     auth_free(n.auth);

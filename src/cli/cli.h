@@ -16,5 +16,8 @@ typedef struct cli_command {
 
 int cli_serve(int argc, char **argv);
 int cli_version(int argc, char **argv);
+int cli_import(int argc, char **argv);
+int cli_tail(int argc, char **argv);
+int cli_check(int argc, char **argv);
 
 #endif

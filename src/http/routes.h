@@ -13,8 +13,12 @@
 #ifndef WEIR_HTTP_ROUTES_H
 #define WEIR_HTTP_ROUTES_H
 
+#include "catalog/catalog.h"
 #include "http/server.h"
+#include "ingest/ingest.h"
 #include "metrics/metrics.h"
+
+#include <uv.h>
 
 #include <stdint.h>
 
@@ -22,6 +26,10 @@ typedef struct http_api_ctx {
     metrics *metrics;   /* rendered by GET /metrics; NULL answers 503 */
     int64_t started_ns; /* weir_mono_ns() when the node started, for uptime */
     void *node;         /* the running node, opaque to http/; for node-level doors */
+    ingest *ingest;     /* streams: definitions and ingest; NULL answers 404 */
+    catalog *catalog;   /* for records of imported files */
+    uv_loop_t *loop;    /* for long polls */
+    struct long_poll *polls; /* waiting long polls (route_streams.c) */
 } http_api_ctx;
 
 /* route_health.c */
@@ -31,5 +39,17 @@ void http_route_healthz(http_request *r, http_response *w, void *ctx);
 
 /* GET /metrics: the Prometheus text exposition (text/plain; version=0.0.4). */
 void http_route_metrics(http_request *r, http_response *w, void *ctx);
+
+/* route_streams.c: see its header comment for the resource. */
+void http_route_streams_list(http_request *r, http_response *w, void *ctx);
+void http_route_streams_create(http_request *r, http_response *w, void *ctx);
+void http_route_stream_get(http_request *r, http_response *w, void *ctx);
+void http_route_stream_delete(http_request *r, http_response *w, void *ctx);
+void http_route_stream_records_post(http_request *r, http_response *w, void *ctx);
+void http_route_stream_upload(http_request *r, http_response *w, void *ctx);
+void http_route_stream_records_get(http_request *r, http_response *w, void *ctx);
+void http_route_stream_series(http_request *r, http_response *w, void *ctx);
+/* Answers every waiting long poll; call before the stream store closes. */
+void http_streams_shutdown(http_api_ctx *api);
 
 #endif

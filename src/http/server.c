@@ -111,7 +111,12 @@ struct http_ws {
     int closed;   /* on_close has been called */
 };
 
+struct http_later {
+    http_response *w; /* NULL once the connection has gone */
+};
+
 struct http_conn {
+    http_later *later; /* a response the handler will give later, or NULL */
     http_server *srv;
     struct lws *wsi;
     http_conn *prev, *next;          /* server's list of live connections */
@@ -261,6 +266,8 @@ static void http__ws_finish(http_conn *c)
 static void http__conn_free(http_conn *c)
 {
     http_server *s = c->srv;
+    if (c->later)
+        c->later->w = NULL; /* its owner finds the client gone */
     http__ws_finish(c);
     http__request_reset(&c->req);
     http__response_reset(&c->resp);
@@ -543,6 +550,35 @@ void http_respond_error(http_response *w, int err, const char *message)
     http__respond_error_status(w, http_status_from_err(err), err, message);
 }
 
+http_later *http_respond_later(http_response *w)
+{
+    if (w->responded || w->conn->later)
+        return NULL;
+    http_later *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    l->w = w;
+    w->conn->later = l;
+    return l;
+}
+
+http_response *http_later_response(http_later *l)
+{
+    return l->w;
+}
+
+void http_later_done(http_later *l)
+{
+    if (!l)
+        return;
+    if (l->w) {
+        l->w->conn->later = NULL;
+        if (!l->w->responded)
+            http_respond_error(l->w, WEIR_EINTERNAL, "handler did not respond");
+    }
+    free(l);
+}
+
 void http_resp_header(http_response *w, const char *name, const char *value)
 {
     if (w->responded) {
@@ -653,7 +689,7 @@ static void http__dispatch(http_conn *c)
         return;
     }
     r->route->handler(r, &c->resp, s->ctx);
-    if (!c->resp.responded) {
+    if (!c->resp.responded && !c->later) {
         wlog_limited(&http__lim_bug, WLOG_ERROR, "http", "bug",
                      "error=\"handler did not respond\" method=%s path=%s", http_req_method(r),
                      r->path);

@@ -123,6 +123,18 @@ typedef struct http_route {
     http_handler handler;
 } http_route;
 
+/* Answering later. A handler whose answer depends on work that completes
+ * later (a record becoming durable, a long poll) takes the response with
+ * http_respond_later and returns without responding. Later, on the loop
+ * thread, it fetches the response with http_later_response (NULL when the
+ * client has gone: the answer is dropped), responds, and calls
+ * http_later_done exactly once, which frees the handle (and answers 500 if
+ * nothing was said). Returns NULL when already responded or out of memory. */
+typedef struct http_later http_later;
+http_later *http_respond_later(http_response *w);
+http_response *http_later_response(http_later *l);
+void http_later_done(http_later *l);
+
 /* ------------------------------------------------------------------------ */
 /* WebSocket endpoints                                                      */
 /* ------------------------------------------------------------------------ */
