@@ -27,7 +27,7 @@ static void test_agrees_with_decode(void **state)
     buf_init(&enc, 0);
     for (int iter = 0; iter < 2000; iter++) {
         rec_field f[6];
-        char names[6][8];
+        char names[6][16];
         int nf = 1 + rand() % 6;
         for (int i = 0; i < nf; i++) {
             snprintf(names[i], sizeof(names[i]), "f%d", i);
