@@ -173,6 +173,8 @@ static const http_route routes[] = {
     {"GET", "/api/v1/streams/{name}/records", http_route_stream_records_get},
     {"POST", "/api/v1/streams/{name}/upload", http_route_stream_upload},
     {"GET", "/api/v1/streams/{name}/series", http_route_stream_series},
+    {"GET", "/api/v1/streams/{name}/groups/{group}", http_route_stream_group_get},
+    {"POST", "/api/v1/streams/{name}/groups/{group}", http_route_stream_group_commit},
 };
 
 /* ---- Streams: the broker's ingest hook ---------------------------------- */

@@ -198,6 +198,8 @@ int history_records(stream *s, const history_range *r, const history_cursor *aft
     if (sc.has_after && sc.after.ts > rr.from)
         rr.from = sc.after.ts; /* nothing before the cursor's time can follow it */
     for (uint32_t p = 0; p < stream_partitions(s) && !rc; p++) {
+        if (rr.partition >= 0 && (uint32_t)rr.partition != p)
+            continue;
         sc.partition = p;
         rc = scan_partition(s, p, &rr, 0, false, select_one, &sc);
     }
@@ -226,7 +228,7 @@ int history_records(stream *s, const history_range *r, const history_cursor *aft
         while (j < sc.n && by_po[j].partition == by_po[i].partition)
             j++;
         fetch_ctx f = {.sel = by_po + i, .n = j - i, .out = out, .slot = slot + i, .store = &store};
-        history_range all = {.from = INT64_MIN, .to = INT64_MAX};
+        history_range all = {.from = INT64_MIN, .to = INT64_MAX, .partition = -1};
         rc = scan_partition(s, by_po[i].partition, &all, by_po[i].offset, true, fetch_one, &f);
         i = j;
     }
@@ -343,7 +345,8 @@ int history_series(stream *s, const history_range *r, const char *field, int64_t
         return WEIR_ENOMEM;
     int rc = WEIR_OK;
     for (uint32_t p = 0; p < stream_partitions(s) && !rc; p++)
-        rc = scan_partition(s, p, &rr, 0, false, series_one, &c);
+        if (rr.partition < 0 || (uint32_t)rr.partition == p)
+            rc = scan_partition(s, p, &rr, 0, false, series_one, &c);
     for (uint32_t i = 0; i < c.n && !rc; i++) {
         bucket *b = &c.b[i];
         if (!b->count)

@@ -35,6 +35,7 @@ typedef struct history_range {
     uint32_t key_len;
     bool has_key;
     uint64_t min_offset; /* only records at or after this offset (every partition) */
+    int32_t partition;   /* only this partition, or -1 for all (set by callers) */
 } history_range;
 
 typedef struct history_cursor {

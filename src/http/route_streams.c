@@ -7,8 +7,10 @@
  *   DELETE /api/v1/streams/{name}               drop it and its data
  *   POST   /api/v1/streams/{name}/records       JSON array, NDJSON, CSV, line protocol
  *   POST   /api/v1/streams/{name}/upload        an archived file, imported once
- *   GET    /api/v1/streams/{name}/records       ?from=&to=&key=&fields=&limit=&cursor=&wait=&offset=
+ *   GET    /api/v1/streams/{name}/records       ?from=&to=&key=&fields=&limit=&cursor=&wait=&offset=&partition=
  *   GET    /api/v1/streams/{name}/series        ?field=&from=&to=&every=&agg=&key=
+ *   GET    /api/v1/streams/{name}/groups/{g}    a consumer group's committed offsets
+ *   POST   /api/v1/streams/{name}/groups/{g}    commit {"offsets": {"<p>": next}}
  *
  * Ingest answers only once every accepted record is durable under the
  * stream's sync policy (the response is taken with http_respond_later), so
@@ -388,7 +390,7 @@ static bool read_range(http_request *r, http_response *w, history_range *hr, cha
 {
     char buf[96];
     int64_t now = weir_wall_ns();
-    *hr = (history_range){.from = INT64_MIN, .to = INT64_MAX};
+    *hr = (history_range){.from = INT64_MIN, .to = INT64_MAX, .partition = -1};
     const char *v;
     if ((v = http_req_query(r, "from", buf, sizeof(buf))) && history_parse_time(v, now, &hr->from)) {
         http_respond_error(w, WEIR_EINVAL, "from: not a time (RFC 3339, epoch ms or now-1h)");
@@ -405,6 +407,15 @@ static bool read_range(http_request *r, http_response *w, history_range *hr, cha
             http_respond_error(w, WEIR_EINVAL, "offset must be a record offset");
             return false;
         }
+    }
+    if ((v = http_req_query(r, "partition", buf, sizeof(buf)))) {
+        char *end;
+        long p = strtol(v, &end, 10);
+        if (*end || !*v || p < 0 || p > 1023) {
+            http_respond_error(w, WEIR_EINVAL, "partition must be a partition number");
+            return false;
+        }
+        hr->partition = (int32_t)p;
     }
     if ((v = http_req_query(r, "key", keybuf, keylen))) {
         hr->key = (const uint8_t *)v;
@@ -652,4 +663,89 @@ void http_streams_shutdown(http_api_ctx *api)
     /* Answer every waiting long poll now, before the store goes away. */
     while (api->polls)
         poll_finish(api->polls);
+}
+
+/* ---- Consumer groups ---------------------------------------------------- */
+
+/* GET /api/v1/streams/{name}/groups/{group}: the group's committed next
+ * offset per partition (absent partitions were never committed), with each
+ * partition's current start and end so a consumer can see its lag. */
+void http_route_stream_group_get(http_request *r, http_response *w, void *ctx)
+{
+    http_api_ctx *api = ctx;
+    ingest_stream *s = find_or_404(r, w, ctx);
+    if (!s)
+        return;
+    const char *group = http_req_param(r, 1);
+    stream *st = ingest_stream_store(s);
+    json_t *parts = json_array();
+    for (uint32_t p = 0; p < stream_partitions(st); p++) {
+        unsigned long long next = 0;
+        int rc = catalog_offset_get(api->catalog, group, ingest_stream_name(s), p, &next);
+        json_t *o = json_pack("{s:i, s:I, s:I}", "partition", (json_int_t)p, "start",
+                              (json_int_t)stream_start_offset(st, p), "end",
+                              (json_int_t)stream_end_offset(st, p));
+        if (rc == WEIR_OK) {
+            json_object_set_new(o, "next_offset", json_integer((json_int_t)next));
+            json_object_set_new(o, "lag",
+                                json_integer((json_int_t)(stream_end_offset(st, p) > next
+                                                              ? stream_end_offset(st, p) - next
+                                                              : 0)));
+        } else {
+            json_object_set_new(o, "next_offset", json_null());
+        }
+        json_array_append_new(parts, o);
+    }
+    http_respond_json(w, 200, json_pack("{s:s, s:s, s:o}", "stream", ingest_stream_name(s),
+                                        "group", group, "partitions", parts));
+}
+
+/* POST /api/v1/streams/{name}/groups/{group} {"offsets": {"0": 120, "1": 98}}:
+ * commits next offsets (each at most the partition's end). */
+void http_route_stream_group_commit(http_request *r, http_response *w, void *ctx)
+{
+    http_api_ctx *api = ctx;
+    ingest_stream *s = find_or_404(r, w, ctx);
+    if (!s)
+        return;
+    const char *group = http_req_param(r, 1);
+    size_t n;
+    const uint8_t *body = http_req_body(r, &n);
+    json_t *j = json_loadb((const char *)body, n, 0, NULL);
+    json_t *offs = json_object_get(j, "offsets");
+    stream *st = ingest_stream_store(s);
+    if (!json_is_object(offs)) {
+        json_decref(j);
+        http_respond_error(w, WEIR_EINVAL, "body must be {\"offsets\": {\"<partition>\": <next>}}");
+        return;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(offs, k, v)
+    {
+        char *end;
+        unsigned long p = strtoul(k, &end, 10);
+        if (*end || !*k || p >= stream_partitions(st) || !json_is_integer(v) ||
+            json_integer_value(v) < 0 ||
+            (uint64_t)json_integer_value(v) > stream_end_offset(st, (uint32_t)p)) {
+            json_decref(j);
+            http_respond_error(w, WEIR_EINVAL,
+                               "each offset needs an existing partition and a next offset "
+                               "between 0 and the partition's end");
+            return;
+        }
+    }
+    json_object_foreach(offs, k, v)
+    {
+        int rc = catalog_offset_commit(api->catalog, group, ingest_stream_name(s),
+                                       (unsigned)strtoul(k, NULL, 10),
+                                       (unsigned long long)json_integer_value(v));
+        if (rc) {
+            json_decref(j);
+            http_respond_error(w, rc, "could not commit the offsets");
+            return;
+        }
+    }
+    json_decref(j);
+    http_route_stream_group_get(r, w, ctx);
 }

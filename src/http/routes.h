@@ -49,6 +49,8 @@ void http_route_stream_records_post(http_request *r, http_response *w, void *ctx
 void http_route_stream_upload(http_request *r, http_response *w, void *ctx);
 void http_route_stream_records_get(http_request *r, http_response *w, void *ctx);
 void http_route_stream_series(http_request *r, http_response *w, void *ctx);
+void http_route_stream_group_get(http_request *r, http_response *w, void *ctx);
+void http_route_stream_group_commit(http_request *r, http_response *w, void *ctx);
 /* Answers every waiting long poll; call before the stream store closes. */
 void http_streams_shutdown(http_api_ctx *api);
 

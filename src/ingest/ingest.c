@@ -27,6 +27,8 @@
 #define VALUE_MAX (8u << 20)      /* encoded record bound, as the store's */
 #define MAX_ERRORS_REPORTED 100
 #define BATCH_CHUNK 512           /* records per append call in a batch */
+#define SEEN_MAX 64               /* distinct field names remembered per stream */
+#define SEEN_NAME 64
 
 struct ingest_stream {
     char *name;
@@ -40,6 +42,16 @@ struct ingest_stream {
     char *source;             /* MQTT topic filter, or NULL */
     int key_topic_level;      /* 1-based topic level used as key; 0 = none */
     uint64_t accepted, rejected;
+    /* Fields seen in this stream's records and their types, for schemaless
+     * streams: what a user can chart and query (bounded; see SEEN_MAX). */
+    struct seen_field {
+        char name[SEEN_NAME];
+        uint16_t len;
+        rec_type type;
+        bool mixed;           /* seen with more than one non-NULL type */
+    } seen[SEEN_MAX];
+    uint32_t n_seen;
+    bool seen_full;
     struct ingest_stream *next;
 };
 
@@ -612,6 +624,14 @@ json_t *ingest_stream_json(ingest_stream *s)
     json_object_set_new(o, "rejected", json_integer((json_int_t)s->rejected));
     if (!json_object_get(o, "retention"))
         json_object_set_new(o, "retention", json_string("none"));
+    json_t *seen = json_object();
+    for (uint32_t i = 0; i < s->n_seen; i++)
+        json_object_set_new(seen, s->seen[i].name,
+                            json_string(s->seen[i].mixed ? "mixed"
+                                                         : rec_type_name(s->seen[i].type)));
+    json_object_set_new(o, "fields_seen", seen);
+    if (s->seen_full)
+        json_object_set_new(o, "fields_seen_truncated", json_true());
     return o;
 }
 
@@ -659,10 +679,45 @@ static void record_key(const ingest_stream *s, const record *r, const uint8_t *t
     }
 }
 
+/* Remembers the fields and types a record shows (first SEEN_MAX names). */
+static void note_fields(ingest_stream *s, const record *r)
+{
+    for (uint32_t i = 0; i < r->n_fields; i++) {
+        const rec_field *f = &r->fields[i];
+        uint32_t j = 0;
+        while (j < s->n_seen && (s->seen[j].len != f->name_len ||
+                                 memcmp(s->seen[j].name, f->name, f->name_len)))
+            j++;
+        if (j < s->n_seen) {
+            if (f->v.type != REC_NULL && s->seen[j].type != f->v.type) {
+                if (s->seen[j].type == REC_NULL ||
+                    (s->seen[j].type == REC_INT && f->v.type == REC_DOUBLE))
+                    s->seen[j].type = f->v.type;
+                else if (!(s->seen[j].type == REC_DOUBLE && f->v.type == REC_INT))
+                    s->seen[j].mixed = true;
+            }
+            continue;
+        }
+        if (s->n_seen == SEEN_MAX || f->name_len >= SEEN_NAME) {
+            s->seen_full = true;
+            continue;
+        }
+        memcpy(s->seen[s->n_seen].name, f->name, f->name_len);
+        s->seen[s->n_seen].name[f->name_len] = '\0';
+        s->seen[s->n_seen].len = f->name_len;
+        /* An INT seen first may later carry decimals: report such a field as
+         * double once it does (handled above), int until then. */
+        s->seen[s->n_seen].type = f->v.type;
+        s->seen[s->n_seen].mixed = false;
+        s->n_seen++;
+    }
+}
+
 /* Encodes r into in->value and describes it as a store record. */
-static int prepare(ingest *in, const ingest_stream *s, const record *r, const uint8_t *topic,
+static int prepare(ingest *in, ingest_stream *s, const record *r, const uint8_t *topic,
                    size_t topic_len, int64_t arrival, stream_rec_in *rec)
 {
+    note_fields(s, r);
     buf_reset(&in->value);
     int rc = record_encode(r, &in->value);
     if (rc)

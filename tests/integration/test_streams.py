@@ -287,3 +287,40 @@ def test_retention_removes_old_segments(broker):
                for v, r in zip(vs, recs))
     st, s = api(broker, "GET", "/api/v1/streams/short/series?field=v&every=1h&agg=count")
     assert sum(s["v"]) == len(recs)
+
+
+def test_consumer_group_offsets_and_inferred_fields(broker):
+    define(broker, name="g", format="json", partitions=2, key="dev")
+    body = "\n".join(json.dumps({"dev": "d%d" % (i % 4), "v": i, "ok": i % 2 == 0,
+                                 "note": "x"}) for i in range(40))
+    st, b = api(broker, "POST", "/api/v1/streams/g/records", body, "application/x-ndjson")
+    assert st == 200 and b["accepted"] == 40
+    # Schemaless fields are inferred and shown with their types.
+    st, s = api(broker, "GET", "/api/v1/streams/g")
+    assert s["fields_seen"] == {"dev": "string", "v": "int", "ok": "bool", "note": "string"}
+    st, g = api(broker, "GET", "/api/v1/streams/g/groups/dash")
+    assert st == 200 and all(p["next_offset"] is None for p in g["partitions"])
+    ends = {p["partition"]: p["end"] for p in g["partitions"]}
+    assert sum(ends.values()) == 40
+    # A consumer reads partition 0 from offset 0, commits, and resumes from there.
+    st, page = api(broker, "GET", "/api/v1/streams/g/records?partition=0&offset=0&limit=5")
+    assert [r["partition"] for r in page["records"]] == [0] * 5
+    nxt = page["records"][-1]["offset"] + 1
+    st, g = api(broker, "POST", "/api/v1/streams/g/groups/dash",
+                json.dumps({"offsets": {"0": nxt}}))
+    assert st == 200
+    p0 = next(p for p in g["partitions"] if p["partition"] == 0)
+    assert p0["next_offset"] == nxt and p0["lag"] == ends[0] - nxt
+    broker.restart()
+    st, g = api(broker, "GET", "/api/v1/streams/g/groups/dash")
+    assert next(p for p in g["partitions"] if p["partition"] == 0)["next_offset"] == nxt
+    st, page = api(broker, "GET", "/api/v1/streams/g/records?partition=0&offset=%d&limit=1000"
+                   % nxt)
+    assert [r["offset"] for r in page["records"]] == list(range(nxt, ends[0]))
+    # Offsets past the end or for unknown partitions are refused.
+    st, e = api(broker, "POST", "/api/v1/streams/g/groups/dash",
+                json.dumps({"offsets": {"0": ends[0] + 1}}))
+    assert st == 400
+    st, e = api(broker, "POST", "/api/v1/streams/g/groups/dash",
+                json.dumps({"offsets": {"7": 0}}))
+    assert st == 400
