@@ -24,9 +24,21 @@ pytestmark = pytest.mark.skipif(TARGET != "weir", reason="weir-specific: streams
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("WEIR_SRC") or os.path.dirname(os.path.dirname(HERE))
-UCI = os.path.join(SRC, "..", "shared", "data", "uci_appliances_energydata_complete.csv")
-if not os.path.exists(UCI):
-    UCI = os.path.join(SRC, "demo", "data", "uci_appliances_energydata_complete.csv")
+SHIPPED_UCI = os.path.join(SRC, "demo", "data", "uci_appliances_energydata_complete.csv.xz")
+
+
+@pytest.fixture(scope="module")
+def uci_csv(tmp_path_factory):
+    """The UCI Appliances Energy file: ../shared/data when there, else the
+    compressed copy weir ships (decompressed once per module)."""
+    shared = os.path.join(SRC, "..", "shared", "data", "uci_appliances_energydata_complete.csv")
+    if os.path.exists(shared):
+        return shared
+    import lzma
+    out = tmp_path_factory.mktemp("uci") / "uci_appliances_energydata_complete.csv"
+    with lzma.open(SHIPPED_UCI) as src, open(out, "wb") as dst:
+        dst.write(src.read())
+    return str(out)
 
 
 def weir_bin():
@@ -203,7 +215,8 @@ def hourly_reference(path):
             [statistics.fmean(buckets[h][1]) for h in hours])
 
 
-def test_uci_import_once_and_hourly_series(broker):
+def test_uci_import_once_and_hourly_series(broker, uci_csv):
+    UCI = uci_csv
     define(broker, name="energy", format="csv", partitions=2, sync="interval=20ms")
     args = [weir_bin(), "import", UCI, "--stream", "energy", "--time-column", "date",
             "--url", "http://127.0.0.1:%d" % broker.http_port, "--chunk", "400000"]
