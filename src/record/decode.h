@@ -45,7 +45,7 @@ typedef struct rec_error {
  * members become fields in order: integers that fit int64 -> INT, every other
  * number -> DOUBLE (so 1.0 is a DOUBLE and 12345678901234567890 a DOUBLE),
  * true/false -> BOOL, null -> NULL, strings -> STRING (escapes decoded,
- * \uXXXX surrogate pairs included), nested objects and arrays -> JSON, kept
+ * \u escapes with surrogate pairs included), nested objects and arrays -> JSON, kept
  * as their text with the white space between tokens removed (numbers and
  * escapes stay as written). Rejected, as jansson rejects them: duplicate
  * names, \u0000, unpaired surrogates, control characters in strings, invalid

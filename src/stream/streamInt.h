@@ -1,5 +1,5 @@
 /* streamInt.h -- internals of the stream store shared by its files
- * (the SQLite "xxxInt.h" habit): format constants and codecs (segment.c),
+ * (the SQLite "btreeInt.h" habit): format constants and codecs (segment.c),
  * index files (index.c), recovery (recover.c), the writer thread
  * (writer.c), retention (retention.c), readers (reader.c), the checker
  * (check.c) and the store itself (store.c).
