@@ -19,6 +19,14 @@
  *             line when they are up, then holds them (keep-alives answered)
  *             for --hold seconds or until SIGTERM. The caller samples the
  *             broker's memory while they are held.
+ *   ingest    --pubs N --qos 1: N publishers and no subscriber; each
+ *             publishes as fast as --inflight unacknowledged messages allow
+ *             and the run counts PUBACKs. Made for a broker that stores
+ *             what it acknowledges (weir with a stream whose source matches
+ *             --topic): acked/s is the durable ingest rate, and after the
+ *             drain every message sent should have been acknowledged.
+ *             Topic "bench/{p}/reading" and the "reading" payload unless
+ *             --topic / --payload say otherwise.
  *   probe     connects, subscribes, publishes one message and waits for it;
  *             exit status 0 when the broker did all of that within --timeout.
  *   freeport  prints a TCP port that was free on 127.0.0.1.
@@ -43,6 +51,13 @@
  * one packet per call when no QoS>0 message is pending, so the loop calls it
  * until the socket reports EAGAIN. The client speaks MQTT 3.1.1 with
  * TCP_NODELAY, so Nagle's algorithm neither batches nor delays messages.
+ *
+ * Topics and payloads: by default publisher NN publishes to
+ * bench/lg<pid>/pNN/telemetry the "telemetry" payload below; --topic T
+ * replaces the topic by T with "{p}" standing for "pNN" (fanin and ingest
+ * only; the fan-in subscriber then subscribes to T with "{p}" as "+"), and
+ * --payload reading sends {"device":"pNN","ts":<epoch ms>,"temperature":..,
+ * "humidity":..,"seq":N} (the readings of bench/ingest) instead.
  *
  * Output: one JSON object on stdout (idle: one line when connected).
  * Progress and errors go to stderr.
@@ -262,7 +277,14 @@ static proc_sample proc_read(pid_t pid)
 
 /* ------------------------------------------------------------- options */
 
-typedef enum lg_mode { MODE_FANIN, MODE_FANOUT, MODE_LATENCY, MODE_IDLE, MODE_PROBE } lg_mode;
+typedef enum lg_mode {
+    MODE_FANIN,
+    MODE_FANOUT,
+    MODE_LATENCY,
+    MODE_IDLE,
+    MODE_PROBE,
+    MODE_INGEST
+} lg_mode;
 
 typedef struct lg_opts {
     lg_mode mode;
@@ -282,6 +304,8 @@ typedef struct lg_opts {
     double hold;     /* idle mode: seconds to hold them */
     double timeout;  /* probe mode */
     pid_t broker_pid;
+    const char *topic; /* publishers' topic template, "{p}" = "pNN"; NULL = default */
+    bool reading;      /* the "reading" payload instead of "telemetry" */
 } lg_opts;
 
 /* ------------------------------------------------------------- clients */
@@ -422,8 +446,15 @@ static void on_message(struct mosquitto *m, void *ud, const struct mosquitto_mes
     int64_t now = r->want_latency ? mono_ns() : 0;
     c->received++;
 
-    /* Publisher number from the topic "bench/<tag>/pNN/telemetry". */
+    /* Publisher number from the topic "bench/<tag>/pNN/telemetry" (or the
+     * first level "pNN" of a --topic template). */
     const char *t = msg->topic + r->prefix_len;
+    if (r->o->topic) {
+        t = msg->topic;
+        while (*t &&
+               !(t[0] == 'p' && t[1] >= '0' && t[1] <= '9' && (t == msg->topic || t[-1] == '/')))
+            t++;
+    }
     int p = 0;
     if (*t == 'p')
         for (t++; *t >= '0' && *t <= '9'; t++)
@@ -591,6 +622,22 @@ static int run_init(run *r, const lg_opts *o, int npubs, int nsubs)
     return 0;
 }
 
+/* Expands a --topic template: "{p}" becomes "pNN" (or "+" when index < 0). */
+static void topic_from(char *out, size_t cap, const char *tmpl, int index)
+{
+    size_t k = 0;
+    for (const char *t = tmpl; *t && k + 8 < cap; t++) {
+        if (!strncmp(t, "{p}", 3)) {
+            k += (size_t)(index < 0 ? snprintf(out + k, cap - k, "+")
+                                    : snprintf(out + k, cap - k, "p%02d", index));
+            t += 2;
+        } else {
+            out[k++] = *t;
+        }
+    }
+    out[k] = '\0';
+}
+
 /* Connects the publishers and subscribers and subscribes the latter. */
 static int run_connect(run *r, const char *filter)
 {
@@ -599,7 +646,10 @@ static int run_connect(run *r, const char *filter)
         client *c = &r->clients[i];
         if (client_open(r, c, "pub", i, true))
             return -1;
-        snprintf(c->topic, sizeof(c->topic), "%sp%02d/telemetry", r->prefix, i);
+        if (r->o->topic)
+            topic_from(c->topic, sizeof(c->topic), r->o->topic, i);
+        else
+            snprintf(c->topic, sizeof(c->topic), "%sp%02d/telemetry", r->prefix, i);
     }
     for (int i = 0; i < r->nsubs; i++) {
         client *c = &r->clients[r->npubs + i];
@@ -653,6 +703,16 @@ static bool pub_can_send(run *r, client *p)
 static int make_payload(char *buf, size_t cap, client *p, int64_t t_ns)
 {
     uint64_t s = p->sent;
+    if (p->run->o->reading) {
+        /* bench/ingest's reading: hundredths of a degree, tenths of a %. */
+        unsigned dev = (unsigned)p->index;
+        unsigned t = 2000 + (unsigned)((s * 37 + dev * 101) % 1000) + (unsigned)(s % 1000);
+        unsigned h = 350 + (unsigned)((s * 53) % 200);
+        return snprintf(buf, cap,
+                        "{\"device\":\"p%02u\",\"ts\":%" PRId64 ",\"temperature\":%u.%02u,"
+                        "\"humidity\":%u.%u,\"seq\":%" PRIu64 "}",
+                        dev, wall_ms(), t / 100, t % 100, h / 10, h % 10, s);
+    }
     double temp = 20.0 + (double)((s * 37 + (uint64_t)p->index * 101) % 1000) / 100.0;
     double hum = 35.0 + (double)((s * 53) % 200) / 10.0;
     double press = 1000.0 + (double)((s * 17) % 300) / 10.0;
@@ -689,6 +749,13 @@ static uint64_t total_sent(run *r)
 static uint64_t total_received(run *r, uint64_t *reorder)
 {
     uint64_t n = 0, o = 0;
+    if (r->o->mode == MODE_INGEST) { /* no subscriber: what counts is PUBACKs */
+        for (int i = 0; i < r->npubs; i++)
+            n += r->clients[i].acked;
+        if (reorder)
+            *reorder = 0;
+        return n;
+    }
     for (int i = r->npubs; i < r->nclients; i++) {
         n += r->clients[i].received;
         o += r->clients[i].reorder;
@@ -787,7 +854,7 @@ static void run_traffic(run *r, window_stats *w)
         /* With every publisher or every subscriber gone nothing more can
          * be measured. */
         if (r->lost_clients && (count_where(r, 0, r->npubs, false) == 0 ||
-                                count_where(r, r->npubs, r->nclients, false) == 0)) {
+                                (r->nsubs && count_where(r, r->npubs, r->nclients, false) == 0))) {
             fprintf(stderr, "loadgen: all publishers or all subscribers lost, stopping\n");
             break;
         }
@@ -851,7 +918,10 @@ static int report_traffic(run *r, const window_stats *w)
     bool have_b = w->b0.ok && w->b1.ok;
     double bcpu = have_b ? w->b1.cpu_s - w->b0.cpu_s : NAN;
     double per_s = w->seconds > 0 ? (double)w->received / w->seconds : NAN;
-    const char *mode = o->mode == MODE_FANIN ? "fanin" : o->mode == MODE_FANOUT ? "fanout" : "latency";
+    const char *mode = o->mode == MODE_FANIN    ? "fanin"
+                       : o->mode == MODE_FANOUT ? "fanout"
+                       : o->mode == MODE_INGEST ? "ingest"
+                                                : "latency";
 
     printf("{\"mode\":\"%s\",\"qos\":%d,\"publishers\":%d,\"subscribers\":%d,", mode, o->qos,
            r->npubs, r->nsubs);
@@ -864,6 +934,12 @@ static int report_traffic(run *r, const window_stats *w)
     printf("\"reordered\":%" PRIu64 ",", reorder);
     json_num("published_per_s", w->seconds > 0 ? (double)w->sent / w->seconds : NAN, true);
     json_num("delivered_per_s", per_s, true);
+    if (o->mode == MODE_INGEST) { /* "received" and "delivered" above are PUBACKs */
+        printf("\"acked\":%" PRIu64 ",", received);
+        json_num("acked_per_s", per_s, true);
+        if (o->topic)
+            printf("\"topic\":\"%s\",", o->topic);
+    }
     json_num("broker_cpu_s", bcpu, true);
     json_num("broker_cpu_s_per_million",
              have_b && w->received ? bcpu / (double)w->received * 1e6 : NAN, true);
@@ -903,13 +979,15 @@ static int mode_traffic(const lg_opts *o)
     run r;
     window_stats w = {0};
     int status = 1;
-    int npubs = o->mode == MODE_FANIN ? o->pubs : 1;
-    int nsubs = o->mode == MODE_FANOUT ? o->subs : 1;
+    int npubs = o->mode == MODE_FANIN || o->mode == MODE_INGEST ? o->pubs : 1;
+    int nsubs = o->mode == MODE_FANOUT ? o->subs : o->mode == MODE_INGEST ? 0 : 1;
     char filter[96];
     if (run_init(&r, o, npubs, nsubs))
         goto done;
     r.want_latency = o->mode == MODE_LATENCY;
-    if (o->mode == MODE_FANIN)
+    if (o->mode == MODE_FANIN && o->topic)
+        topic_from(filter, sizeof(filter), o->topic, -1);
+    else if (o->mode == MODE_FANIN)
         snprintf(filter, sizeof(filter), "%s+/telemetry", r.prefix);
     else
         snprintf(filter, sizeof(filter), "%sp00/telemetry", r.prefix);
@@ -1023,13 +1101,13 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: loadgen MODE [options]\n"
-            "modes: fanin | fanout | latency | idle | probe | freeport\n"
+            "modes: fanin | fanout | latency | ingest | idle | probe | freeport\n"
             "  -H, --host ADDR       broker address (127.0.0.1)\n"
             "  -p, --port PORT       broker port (1883)\n"
             "  -P, --broker-pid PID  sample this process's CPU and memory\n"
-            "      --pubs N          fanin publishers (8)\n"
+            "      --pubs N          fanin/ingest publishers (8)\n"
             "      --subs N          fanout subscribers (50)\n"
-            "      --qos Q           0 or 1 (0)\n"
+            "      --qos Q           0 or 1 (0; ingest: 1)\n"
             "  -d, --duration S      measured seconds (10)\n"
             "      --warmup S        unmeasured seconds before (1)\n"
             "      --drain S         longest wait for stragglers after (3)\n"
@@ -1039,7 +1117,9 @@ static void usage(FILE *f)
             "      --conns N         idle mode: connections (10000)\n"
             "      --batch N         idle mode: connections per batch (100)\n"
             "      --hold S          idle mode: seconds to hold them (60)\n"
-            "      --timeout S       probe/idle set-up limit (5 / 120)\n");
+            "      --timeout S       probe/idle set-up limit (5 / 120)\n"
+            "      --topic T         fanin/ingest topic, {p} = pNN (ingest: bench/{p}/reading)\n"
+            "      --payload P       telemetry | reading (ingest: reading)\n");
 }
 
 int main(int argc, char **argv)
@@ -1058,6 +1138,7 @@ int main(int argc, char **argv)
         {"window", required_argument, NULL, 7},    {"inflight", required_argument, NULL, 8},
         {"conns", required_argument, NULL, 9},     {"batch", required_argument, NULL, 10},
         {"hold", required_argument, NULL, 11},     {"timeout", required_argument, NULL, 12},
+        {"topic", required_argument, NULL, 13},    {"payload", required_argument, NULL, 14},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     if (argc < 2) {
@@ -1077,11 +1158,15 @@ int main(int argc, char **argv)
         o.mode = MODE_IDLE;
     else if (strcmp(m, "probe") == 0)
         o.mode = MODE_PROBE;
+    else if (strcmp(m, "ingest") == 0)
+        o.mode = MODE_INGEST;
     else {
         usage(strcmp(m, "-h") == 0 || strcmp(m, "--help") == 0 ? stdout : stderr);
         return strcmp(m, "-h") == 0 || strcmp(m, "--help") == 0 ? 0 : 2;
     }
     optind = 2;
+    const char *payload = NULL;
+    bool qos_set = false;
     int c;
     while ((c = getopt_long(argc, argv, "H:p:P:d:h", longopts, NULL)) != -1) {
         switch (c) {
@@ -1090,7 +1175,7 @@ int main(int argc, char **argv)
         case 'P': o.broker_pid = (pid_t)atoi(optarg); break;
         case 1: o.pubs = atoi(optarg); break;
         case 2: o.subs = atoi(optarg); break;
-        case 3: o.qos = atoi(optarg); break;
+        case 3: o.qos = atoi(optarg); qos_set = true; break;
         case 'd': o.duration = atof(optarg); break;
         case 4: o.warmup = atof(optarg); break;
         case 5: o.drain = atof(optarg); break;
@@ -1101,12 +1186,41 @@ int main(int argc, char **argv)
         case 10: o.batch = atoi(optarg); break;
         case 11: o.hold = atof(optarg); break;
         case 12: o.timeout = atof(optarg); break;
+        case 13: o.topic = optarg; break;
+        case 14:
+            if (strcmp(optarg, "reading") && strcmp(optarg, "telemetry")) {
+                fprintf(stderr, "loadgen: --payload telemetry or reading\n");
+                return 2;
+            }
+            payload = optarg;
+            break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
     if (o.timeout < 0)
         o.timeout = o.mode == MODE_IDLE ? 120 : 5;
+    if (o.mode == MODE_INGEST) {
+        if (!o.topic)
+            o.topic = "bench/{p}/reading";
+        if (!payload)
+            payload = "reading";
+        if (!qos_set)
+            o.qos = 1;
+        if (o.qos != 1) {
+            fprintf(stderr, "loadgen: ingest counts PUBACKs: it needs --qos 1\n");
+            return 2;
+        }
+    }
+    o.reading = payload && !strcmp(payload, "reading");
+    if (o.topic && (o.mode != MODE_FANIN && o.mode != MODE_INGEST)) {
+        fprintf(stderr, "loadgen: --topic is for fanin and ingest\n");
+        return 2;
+    }
+    if (o.topic && (strlen(o.topic) > 60 || !strstr(o.topic, "{p}"))) {
+        fprintf(stderr, "loadgen: --topic needs {p} and at most 60 bytes\n");
+        return 2;
+    }
     if (o.port <= 0 || o.port > 65535 || o.pubs < 1 || o.pubs > 99 || o.subs < 1 ||
         o.qos < 0 || o.qos > 1 || o.duration <= 0 || o.warmup < 0 || o.rate <= 0 ||
         o.window < 1 || o.inflight < 1 || o.inflight > 65535 || o.conns < 1 || o.batch < 1) {
