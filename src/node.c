@@ -433,6 +433,15 @@ static void on_deadline(uv_timer_t *t)
         net_listener_abort(n->mqtt_l);
 }
 
+static void node_close_store(void *arg)
+{
+    node *n = arg;
+    if (n->store) {
+        stream_store_close(n->store);
+        n->store = NULL;
+    }
+}
+
 static void node_stop(node *n, const char *why)
 {
     if (n->stopping)
@@ -458,9 +467,13 @@ static void node_stop(node *n, const char *why)
     http_streams_shutdown(&n->api);
     if (n->broker)
         mqtt_broker_set_ingest(n->broker, NULL, NULL);
-    if (n->store) {
-        stream_store_close(n->store);
-        n->store = NULL;
+    if (n->api.jobs) {
+        /* History queries still read the store on the thread pool: close it
+         * when the last one is done (its completion runs on the loop). */
+        n->api.on_jobs_idle = node_close_store;
+        n->api.idle_arg = n;
+    } else {
+        node_close_store(n);
     }
 }
 

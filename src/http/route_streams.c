@@ -604,6 +604,91 @@ typedef struct series_out {
     json_t *t, *v, *n;
 } series_out;
 
+/* ---- Queries off the loop ------------------------------------------------
+ *
+ * A series over millions of records takes CPU-seconds; on the loop it would
+ * stall every client. It runs on libuv's thread pool instead: the handler
+ * takes the response for later, holds the stream (so it cannot be dropped
+ * meanwhile) and queues the job; the job builds its JSON answer on the worker
+ * (nothing else touches those objects), and the answer is sent from the loop
+ * when the job is done. Store readers may be used from any one thread. */
+
+typedef struct query_job {
+    uv_work_t req;
+    http_api_ctx *api;
+    http_later *later;
+    ingest_stream *s;
+    void (*work)(struct query_job *job); /* on the worker: sets status, body */
+    int status;                          /* weir_err */
+    const char *error;                   /* message for a failed status */
+    json_t *body;                        /* the 200 answer */
+} query_job;
+
+static void job_work(uv_work_t *req)
+{
+    query_job *job = req->data;
+    job->work(job);
+}
+
+static void job_done(uv_work_t *req, int status)
+{
+    query_job *job = req->data;
+    http_api_ctx *api = job->api;
+    http_response *w = http_later_response(job->later);
+    if (w && (status || job->status))
+        http_respond_error(w, status ? WEIR_EINTERNAL : job->status, job->error);
+    else if (w)
+        http_respond_json(w, 200, job->body), job->body = NULL;
+    json_decref(job->body);
+    http_later_done(job->later);
+    ingest_stream_release(job->s);
+    free(job);
+    if (--api->jobs == 0 && api->on_jobs_idle)
+        api->on_jobs_idle(api->idle_arg);
+}
+
+/* Runs job->work on the thread pool and answers from its result; without a
+ * loop (tests of the resource) it runs inline. Takes ownership of job. */
+static void run_off_loop(http_api_ctx *api, http_response *w, ingest_stream *s, query_job *job,
+                         void (*work)(query_job *job))
+{
+    job->api = api;
+    job->s = s;
+    job->work = work;
+    job->req.data = job;
+    ingest_stream_hold(s);
+    api->jobs++;
+    if (api->loop && (job->later = http_respond_later(w)) &&
+        uv_queue_work(api->loop, &job->req, job_work, job_done) == 0)
+        return;
+    /* Inline: no loop, or the response could not be deferred. */
+    if (job->later) {
+        http_later_done(job->later);
+        job->later = NULL;
+    }
+    work(job);
+    if (job->status)
+        http_respond_error(w, job->status, job->error);
+    else
+        http_respond_json(w, 200, job->body), job->body = NULL;
+    json_decref(job->body);
+    ingest_stream_release(s);
+    free(job);
+    if (--api->jobs == 0 && api->on_jobs_idle)
+        api->on_jobs_idle(api->idle_arg);
+}
+
+typedef struct series_job {
+    query_job base; /* first: the job runner sees a query_job */
+    ingest_stream *s;
+    history_range hr;
+    char key[256];
+    char field[128];
+    char aggname[16];
+    int64_t every_ms;
+    history_agg agg;
+} series_job;
+
 static int series_emit(void *arg, int64_t bucket, double value, uint64_t count)
 {
     series_out *o = arg;
@@ -611,6 +696,32 @@ static int series_emit(void *arg, int64_t bucket, double value, uint64_t count)
     json_array_append_new(o->v, json_real(value));
     json_array_append_new(o->n, json_integer((json_int_t)count));
     return 0;
+}
+
+static int series_emit(void *arg, int64_t bucket, double value, uint64_t count);
+
+static void series_work(query_job *qj)
+{
+    series_job *job = (series_job *)qj;
+    series_out o = {json_array(), json_array(), json_array()};
+    int rc = history_series(ingest_stream_store(job->s), &job->hr, job->field,
+                            job->every_ms * WEIR_NS_PER_MS, job->agg, SERIES_MAX_BUCKETS,
+                            series_emit, &o);
+    if (rc) {
+        json_decref(o.t);
+        json_decref(o.v);
+        json_decref(o.n);
+        qj->status = rc;
+        qj->error = rc == WEIR_EINVAL ? "the range needs more than 100000 buckets; "
+                                        "narrow it or use a larger every"
+                                      : NULL;
+        return;
+    }
+    qj->body = json_pack("{s:s, s:s, s:s, s:I, s:o, s:o, s:o}", "stream",
+                         ingest_stream_name(job->s), "field", job->field, "agg", job->aggname,
+                         "every_ms", (json_int_t)job->every_ms, "t", o.t, "v", o.v, "n", o.n);
+    if (!qj->body)
+        qj->status = WEIR_ENOMEM;
 }
 
 void http_route_stream_series(http_request *r, http_response *w, void *ctx)
@@ -639,23 +750,22 @@ void http_route_stream_series(http_request *r, http_response *w, void *ctx)
         http_respond_error(w, WEIR_EINVAL, "agg must be avg, min, max, sum, count, first or last");
         return;
     }
-    series_out o = {json_array(), json_array(), json_array()};
-    int rc = history_series(ingest_stream_store(s), &hr, field, every_ms * WEIR_NS_PER_MS, agg,
-                            SERIES_MAX_BUCKETS, series_emit, &o);
-    if (rc) {
-        json_decref(o.t);
-        json_decref(o.v);
-        json_decref(o.n);
-        http_respond_error(w, rc,
-                           rc == WEIR_EINVAL ? "the range needs more than 100000 buckets; "
-                                               "narrow it or use a larger every"
-                                             : NULL);
+    series_job *job = calloc(1, sizeof(*job));
+    if (!job) {
+        http_respond_error(w, WEIR_ENOMEM, NULL);
         return;
     }
-    http_respond_json(w, 200,
-                      json_pack("{s:s, s:s, s:s, s:I, s:o, s:o, s:o}", "stream",
-                                ingest_stream_name(s), "field", field, "agg", aggbuf,
-                                "every_ms", (json_int_t)every_ms, "t", o.t, "v", o.v, "n", o.n));
+    job->s = s;
+    job->hr = hr;
+    if (hr.has_key) {
+        snprintf(job->key, sizeof(job->key), "%s", key);
+        job->hr.key = (const uint8_t *)job->key;
+    }
+    snprintf(job->field, sizeof(job->field), "%s", field);
+    snprintf(job->aggname, sizeof(job->aggname), "%s", aggbuf);
+    job->every_ms = every_ms;
+    job->agg = agg;
+    run_off_loop(ctx, w, s, &job->base, series_work);
 }
 
 void http_streams_shutdown(http_api_ctx *api)

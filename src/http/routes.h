@@ -30,6 +30,9 @@ typedef struct http_api_ctx {
     catalog *catalog;   /* for records of imported files */
     uv_loop_t *loop;    /* for long polls */
     struct long_poll *polls; /* waiting long polls (route_streams.c) */
+    int jobs;           /* history queries running on the thread pool */
+    void (*on_jobs_idle)(void *arg); /* called once jobs drops to 0 (shutdown) */
+    void *idle_arg;
 } http_api_ctx;
 
 /* route_health.c */

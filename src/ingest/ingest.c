@@ -52,6 +52,7 @@ struct ingest_stream {
     } seen[SEEN_MAX];
     uint32_t n_seen;
     bool seen_full;
+    uint32_t holds;           /* queries running off the loop */
     struct ingest_stream *next;
 };
 
@@ -385,6 +386,11 @@ int ingest_define(ingest *in, json_t *def, const char *origin, bool persist, cha
                                    &sub, &existed)))
             goto fail;
     }
+    if (old && old->holds) {
+        snprintf(err, errlen, "stream '%s' is being queried; try again", name);
+        rc = WEIR_EBUSY;
+        goto fail;
+    }
     if (old) {
         s->accepted = old->accepted;
         s->rejected = old->rejected;
@@ -413,6 +419,8 @@ int ingest_drop(ingest *in, const char *name)
     ingest_stream *s = ingest_find(in, name);
     if (!s || s == in->deadletter)
         return s ? WEIR_EDENIED : WEIR_ENOTFOUND;
+    if (s->holds)
+        return WEIR_EBUSY;
     unregister_source(in, s);
     list_remove(in, s);
     int rc = stream_delete(in->store, name);
@@ -575,6 +583,16 @@ void ingest_foreach(ingest *in, void (*cb)(void *arg, ingest_stream *s), void *a
         next = s->next;
         cb(arg, s);
     }
+}
+
+void ingest_stream_hold(ingest_stream *s)
+{
+    s->holds++;
+}
+
+void ingest_stream_release(ingest_stream *s)
+{
+    s->holds--;
 }
 
 const char *ingest_stream_name(const ingest_stream *s)

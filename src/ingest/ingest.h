@@ -73,6 +73,11 @@ void ingest_foreach(ingest *in, void (*cb)(void *arg, ingest_stream *s), void *a
 const char *ingest_stream_name(const ingest_stream *s);
 stream *ingest_stream_store(ingest_stream *s);
 const rec_schema *ingest_stream_schema(const ingest_stream *s);
+/* A query running off the loop holds the stream so that it is not dropped
+ * under it (ingest_drop answers WEIR_EBUSY meanwhile). */
+void ingest_stream_hold(ingest_stream *s);
+void ingest_stream_release(ingest_stream *s);
+
 /* The definition plus live statistics, as a new JSON object. */
 json_t *ingest_stream_json(ingest_stream *s);
 
