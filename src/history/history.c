@@ -20,9 +20,12 @@ static bool in_range(const history_range *r, const stream_rec *rec)
     return true;
 }
 
-/* Calls fn for every record of the range in one partition, in offset order. */
+/* Calls fn for every record of the range in one partition, in offset
+ * order. `stop`, when given, is asked now and then with a lower bound of the
+ * ts of everything left; returning true ends the scan early. */
 static int scan_partition(stream *s, uint32_t p, const history_range *r, uint64_t start_offset,
-                          bool by_offset, int (*fn)(void *arg, const stream_rec *rec), void *arg)
+                          bool by_offset, int (*fn)(void *arg, const stream_rec *rec),
+                          bool (*stop)(void *arg, int64_t min_ts_left), void *arg)
 {
     stream_reader *rd = NULL;
     if (!by_offset && r->from == INT64_MIN && r->min_offset) {
@@ -36,7 +39,11 @@ static int scan_partition(stream *s, uint32_t p, const history_range *r, uint64_
         return rc;
     uint64_t end = stream_end_offset(s, p);
     stream_rec rec;
+    uint32_t n = 0;
     while (stream_reader_position(rd) < end) {
+        /* Every so often, ask whether anything left could still matter. */
+        if (stop && (++n & 1023) == 0 && stop(arg, stream_min_ts_from(s, p, stream_reader_position(rd))))
+            break;
         rc = stream_reader_next(rd, &rec);
         if (rc == WEIR_EAGAIN) {
             rc = WEIR_OK;
@@ -87,6 +94,7 @@ typedef struct select_ctx {
     pos after;
     bool has_after;
     uint64_t seen;         /* records past the cursor, to know if more remain */
+    bool cut;              /* a scan stopped early: records may remain */
 } select_ctx;
 
 static void heap_down(pos *h, uint32_t n, uint32_t i)
@@ -114,6 +122,16 @@ static void heap_up(pos *h, uint32_t i)
         h[(i - 1) / 2] = t;
         i = (i - 1) / 2;
     }
+}
+
+/* Once the heap holds `limit` positions, records with a larger ts can no
+ * longer enter it. (Equal ts could, by partition and offset: keep going.) */
+static bool select_done(void *arg, int64_t min_ts_left)
+{
+    select_ctx *c = arg;
+    if (c->n == c->limit && min_ts_left > c->heap[0].ts && min_ts_left != INT64_MAX)
+        c->cut = true;
+    return c->n == c->limit && min_ts_left > c->heap[0].ts;
 }
 
 static int select_one(void *arg, const stream_rec *rec)
@@ -201,11 +219,11 @@ int history_records(stream *s, const history_range *r, const history_cursor *aft
         if (rr.partition >= 0 && (uint32_t)rr.partition != p)
             continue;
         sc.partition = p;
-        rc = scan_partition(s, p, &rr, 0, false, select_one, &sc);
+        rc = scan_partition(s, p, &rr, 0, false, select_one, select_done, &sc);
     }
     if (rc)
         goto cleanup;
-    *more = sc.seen > sc.n;
+    *more = sc.seen > sc.n || sc.cut;
     qsort(sc.heap, sc.n, sizeof(pos), pos_qsort);
     /* Fetch: per partition, in offset order. */
     by_po = malloc((sc.n + 1) * sizeof(pos));
@@ -229,7 +247,8 @@ int history_records(stream *s, const history_range *r, const history_cursor *aft
             j++;
         fetch_ctx f = {.sel = by_po + i, .n = j - i, .out = out, .slot = slot + i, .store = &store};
         history_range all = {.from = INT64_MIN, .to = INT64_MAX, .partition = -1};
-        rc = scan_partition(s, by_po[i].partition, &all, by_po[i].offset, true, fetch_one, &f);
+        rc = scan_partition(s, by_po[i].partition, &all, by_po[i].offset, true, fetch_one, NULL,
+                            &f);
         i = j;
     }
     for (uint32_t k = 0; k < sc.n && !rc; k++) {
@@ -263,10 +282,17 @@ typedef struct series_ctx {
     const char *field;
     size_t field_len;
     int64_t every, base;
+    int64_t to;       /* end of the range: nothing at or after it counts */
     uint32_t n;
     bucket *b;
     history_agg agg;
 } series_ctx;
+
+static bool series_done(void *arg, int64_t min_ts_left)
+{
+    series_ctx *c = arg;
+    return min_ts_left >= c->to;
+}
 
 static int series_one(void *arg, const stream_rec *rec)
 {
@@ -336,6 +362,7 @@ int history_series(stream *s, const history_range *r, const char *field, int64_t
         return WEIR_OK;
     series_ctx c = {.field = field, .field_len = strlen(field), .every = every, .agg = agg};
     c.base = floor_div(rr.from, every) * every;
+    c.to = rr.to;
     uint64_t n = (uint64_t)((rr.to - c.base + every - 1) / every);
     if (n > max_buckets)
         return WEIR_EINVAL;
@@ -346,7 +373,7 @@ int history_series(stream *s, const history_range *r, const char *field, int64_t
     int rc = WEIR_OK;
     for (uint32_t p = 0; p < stream_partitions(s) && !rc; p++)
         if (rr.partition < 0 || (uint32_t)rr.partition == p)
-            rc = scan_partition(s, p, &rr, 0, false, series_one, &c);
+            rc = scan_partition(s, p, &rr, 0, false, series_one, series_done, &c);
     for (uint32_t i = 0; i < c.n && !rc; i++) {
         bucket *b = &c.b[i];
         if (!b->count)

@@ -1034,6 +1034,22 @@ uint64_t stream_end_offset(stream *s, uint32_t partition)
     return partition < s->nparts ? atomic_load(&s->parts[partition].visible_end) : 0;
 }
 
+int64_t stream_min_ts_from(stream *s, uint32_t partition, uint64_t offset)
+{
+    if (partition >= s->nparts)
+        return INT64_MAX;
+    stream__part *p = &s->parts[partition];
+    int64_t lo = INT64_MAX;
+    uv_mutex_lock(&p->seg_mu);
+    for (size_t k = 0; k < p->nsegs; k++) {
+        const stream__seg *g = p->segs[k];
+        if (g->end > g->base && g->end > offset && g->min_ts < lo)
+            lo = g->min_ts;
+    }
+    uv_mutex_unlock(&p->seg_mu);
+    return lo;
+}
+
 uint64_t stream_start_offset(stream *s, uint32_t partition)
 {
     return partition < s->nparts ? atomic_load(&s->parts[partition].start) : 0;

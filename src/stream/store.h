@@ -260,6 +260,12 @@ void stream_get_stats(stream *s, stream_stats *out);
 uint64_t stream_end_offset(stream *s, uint32_t partition);   /* committed end */
 uint64_t stream_start_offset(stream *s, uint32_t partition); /* first retained offset */
 
+/* A lower bound of the ts of every committed record at or after `offset`
+ * in the partition (the smallest min ts of the segments holding such
+ * records); INT64_MAX when there is none. Lets a time-ordered scan stop
+ * early without reading the rest. From in-memory metadata; any thread. */
+int64_t stream_min_ts_from(stream *s, uint32_t partition, uint64_t offset);
+
 /* Offline verification for `weir check DIR`: walks every stream, partition
  * and segment, verifies every batch's CRC and structure, offset continuity
  * and both indexes, and reports each finding through cb (one line each),
