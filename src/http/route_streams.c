@@ -453,8 +453,9 @@ typedef struct long_poll {
     bool finished;
 } long_poll;
 
-static void page_respond(http_response *w, stream *st, const history_range *hr,
-                         const history_cursor *after, uint32_t limit, const char *fields)
+/* Builds one page as the JSON answer; *status is the weir_err. */
+static json_t *page_build(stream *st, const history_range *hr, const history_cursor *after,
+                          uint32_t limit, const char *fields, int *status)
 {
     page_ctx pc = {.arr = json_array(), .fields = fields};
     arena_init(&pc.a, 1u << 20);
@@ -462,25 +463,35 @@ static void page_respond(http_response *w, stream *st, const history_range *hr,
     bool more = false;
     int rc = history_records(st, hr, after, limit, page_emit, &pc, &next, &more);
     arena_free(&pc.a);
+    *status = rc;
     if (rc) {
         json_decref(pc.arr);
-        http_respond_error(w, rc, NULL);
-        return;
+        return NULL;
     }
     json_t *cur = json_null();
-    if (next.set) {
+    const history_cursor *last = next.set ? &next : (after && after->set ? after : NULL);
+    if (last) {
         char c[80];
-        snprintf(c, sizeof(c), "%lld:%u:%llu", (long long)next.ts, next.partition,
-                 (unsigned long long)next.offset);
-        cur = json_string(c);
-    } else if (after && after->set) {
-        char c[80];
-        snprintf(c, sizeof(c), "%lld:%u:%llu", (long long)after->ts, after->partition,
-                 (unsigned long long)after->offset);
+        snprintf(c, sizeof(c), "%lld:%u:%llu", (long long)last->ts, last->partition,
+                 (unsigned long long)last->offset);
         cur = json_string(c);
     }
-    http_respond_json(w, 200, json_pack("{s:o, s:o, s:b}", "records", pc.arr, "next_cursor",
-                                        cur, "more", more));
+    json_t *body = json_pack("{s:o, s:o, s:b}", "records", pc.arr, "next_cursor", cur, "more",
+                             more);
+    if (!body)
+        *status = WEIR_ENOMEM;
+    return body;
+}
+
+static void page_respond(http_response *w, stream *st, const history_range *hr,
+                         const history_cursor *after, uint32_t limit, const char *fields)
+{
+    int rc;
+    json_t *body = page_build(st, hr, after, limit, fields, &rc);
+    if (rc)
+        http_respond_error(w, rc, NULL);
+    else
+        http_respond_json(w, 200, body);
 }
 
 static void poll_closed(uv_handle_t *h)
@@ -525,6 +536,10 @@ static void poll_on_timeout(uv_timer_t *t)
 {
     poll_finish(t->data);
 }
+
+static void records_off_loop(http_api_ctx *api, http_response *w, ingest_stream *s,
+                             const history_range *hr, const history_cursor *after,
+                             uint32_t limit, const char *fields);
 
 void http_route_stream_records_get(http_request *r, http_response *w, void *ctx)
 {
@@ -597,7 +612,7 @@ void http_route_stream_records_get(http_request *r, http_response *w, void *ctx)
             free(lp);
         }
     }
-    page_respond(w, st, &hr, &after, limit, fl);
+    records_off_loop(api, w, s, &hr, &after, limit, fl);
 }
 
 typedef struct series_out {
@@ -696,6 +711,48 @@ static int series_emit(void *arg, int64_t bucket, double value, uint64_t count)
     json_array_append_new(o->v, json_real(value));
     json_array_append_new(o->n, json_integer((json_int_t)count));
     return 0;
+}
+
+typedef struct records_job {
+    query_job base; /* first: the job runner sees a query_job */
+    ingest_stream *s;
+    history_range hr;
+    history_cursor after;
+    uint32_t limit;
+    char key[256];
+    char fields[512];
+    bool has_fields;
+} records_job;
+
+static void records_work(query_job *qj)
+{
+    records_job *job = (records_job *)qj;
+    qj->body = page_build(ingest_stream_store(job->s), &job->hr, &job->after, job->limit,
+                          job->has_fields ? job->fields : NULL, &qj->status);
+}
+
+static void records_off_loop(http_api_ctx *api, http_response *w, ingest_stream *s,
+                             const history_range *hr, const history_cursor *after,
+                             uint32_t limit, const char *fields)
+{
+    records_job *job = calloc(1, sizeof(*job));
+    if (!job) {
+        http_respond_error(w, WEIR_ENOMEM, NULL);
+        return;
+    }
+    job->s = s;
+    job->hr = *hr;
+    if (hr->has_key) {
+        snprintf(job->key, sizeof(job->key), "%.*s", (int)hr->key_len, (const char *)hr->key);
+        job->hr.key = (const uint8_t *)job->key;
+    }
+    job->after = *after;
+    job->limit = limit;
+    if (fields) {
+        snprintf(job->fields, sizeof(job->fields), "%s", fields);
+        job->has_fields = true;
+    }
+    run_off_loop(api, w, s, &job->base, records_work);
 }
 
 static int series_emit(void *arg, int64_t bucket, double value, uint64_t count);
