@@ -536,9 +536,8 @@ static int value_set(value_state *s, const rec_value *v, int64_t ts, const char 
     s->has = true;
     s->ts = ts;
     s->v = *v;
-    s->v.u.s.p = NULL;
     if (v->type == REC_STRING || v->type == REC_JSON)
-        s->v.u.s.len = v->u.s.len;
+        s->v.u.s.p = NULL; /* the bytes are in s->text; value_get points at them */
     return WEIR_OK;
 }
 
