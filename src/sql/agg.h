@@ -36,15 +36,15 @@
  * ## States and their memory (bytes per state, x86-64)
  *
  *   count, count_star                       8
- *   sum                                    32  INT sum while it fits, then DOUBLE (Neumaier)
+ *   sum                                    40  INT sum while it fits, then DOUBLE (Neumaier)
  *   avg                                    24
  *   stddev, stddev_pop, variance, var_pop  24  Welford; Chan et al. to merge
- *   min, max, first, last                 280  value plus up to SQL_AGG_TEXT_MAX
+ *   min, max, first, last                 296  value plus up to SQL_AGG_TEXT_MAX
  *                                              bytes of text inline; longer text is
  *                                              an error (WEIR_ETOOBIG)
  *   regr_slope, regr_intercept, covar,     48  co-moments (means, M2x, M2y, Cxy)
  *   corr
- *   percentile_approx / approx_percentile 7.5 KiB  merging t-digest, at most
+ *   percentile_approx / approx_percentile 7016  merging t-digest, at most
  *                                              SQL_PCT_MAX_CENTROIDS centroids
  *
  * ## The percentile sketch

@@ -688,6 +688,16 @@ static void test_lookup(void **state)
         assert_non_null(t[i].help);
         assert_true(t[i].state_size > 0);
     }
+    /* The memory per state that agg.h documents. */
+    static const struct {
+        const char *name;
+        size_t bytes;
+    } sizes[] = {{"count", 8},       {"sum", 40},         {"avg", 24},
+                 {"stddev", 24},     {"min", 296},        {"last", 296},
+                 {"regr_slope", 48}, {"percentile_approx", 7016}};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        assert_int_equal(sql_agg_find(sizes[i].name, strlen(sizes[i].name))->state_size,
+                         sizes[i].bytes);
     assert_non_null(sql_agg_find("StdDev", 6));
     assert_null(sql_agg_find("median", 6));
 }
