@@ -120,7 +120,7 @@ static uint8_t *write_open(weir_buf *out, size_t max, int *rc)
 
 /* Reads a numeric argument: false for NULL (skip the row), an error for a
  * non-number. */
-static int num_arg(const char *name, const rec_value *v, double *d, bool *skip, sql_error *err)
+static int num_arg(const char *name, const rec_value *v, double *d, bool *skip, sql_eval_error *err)
 {
     *skip = v->type == REC_NULL;
     if (*skip)
@@ -140,32 +140,32 @@ typedef struct count_state {
     int64_t n; /* rows (count_star) or non-NULL values (count) */
 } count_state;
 
-static int count_add(void *s, const rec_value *args, int64_t ts, sql_error *err)
+static int count_add(void *s, const rec_value *args, int64_t ts, sql_eval_error *err)
 {
     ((count_state *)s)->n += args[0].type != REC_NULL;
     return WEIR_OK;
 }
-static int count_remove(void *s, const rec_value *args, int64_t ts, sql_error *err)
+static int count_remove(void *s, const rec_value *args, int64_t ts, sql_eval_error *err)
 {
     ((count_state *)s)->n -= args[0].type != REC_NULL;
     return WEIR_OK;
 }
-static int count_star_add(void *s, const rec_value *args, int64_t ts, sql_error *err)
+static int count_star_add(void *s, const rec_value *args, int64_t ts, sql_eval_error *err)
 {
     ((count_state *)s)->n++;
     return WEIR_OK;
 }
-static int count_star_remove(void *s, const rec_value *args, int64_t ts, sql_error *err)
+static int count_star_remove(void *s, const rec_value *args, int64_t ts, sql_eval_error *err)
 {
     ((count_state *)s)->n--;
     return WEIR_OK;
 }
-static int count_merge(void *s, const void *o, sql_error *err)
+static int count_merge(void *s, const void *o, sql_eval_error *err)
 {
     ((count_state *)s)->n += ((const count_state *)o)->n;
     return WEIR_OK;
 }
-static int count_result(const void *s, rec_value *out, arena *a, sql_error *err)
+static int count_result(const void *s, rec_value *out, arena *a, sql_eval_error *err)
 {
     *out = sql_int(((const count_state *)s)->n);
     return WEIR_OK;
@@ -228,7 +228,7 @@ static void sum_to_double(sum_state *s)
     }
 }
 
-static int sum_step(sum_state *s, const rec_value *v, int sign, sql_error *err)
+static int sum_step(sum_state *s, const rec_value *v, int sign, sql_eval_error *err)
 {
     if (v->type == REC_NULL)
         return WEIR_OK;
@@ -249,15 +249,15 @@ static int sum_step(sum_state *s, const rec_value *v, int sign, sql_error *err)
     return WEIR_OK;
 }
 
-static int sum_add(void *s, const rec_value *args, int64_t ts, sql_error *err)
+static int sum_add(void *s, const rec_value *args, int64_t ts, sql_eval_error *err)
 {
     return sum_step(s, &args[0], 1, err);
 }
-static int sum_remove(void *s, const rec_value *args, int64_t ts, sql_error *err)
+static int sum_remove(void *s, const rec_value *args, int64_t ts, sql_eval_error *err)
 {
     return sum_step(s, &args[0], -1, err);
 }
-static int sum_merge(void *sv, const void *ov, sql_error *err)
+static int sum_merge(void *sv, const void *ov, sql_eval_error *err)
 {
     sum_state *s = sv;
     const sum_state *o = ov;
@@ -276,7 +276,7 @@ static int sum_merge(void *sv, const void *ov, sql_error *err)
     neumaier(&s->sum, &s->comp, oc.comp);
     return WEIR_OK;
 }
-static int sum_result(const void *sv, rec_value *out, arena *a, sql_error *err)
+static int sum_result(const void *sv, rec_value *out, arena *a, sql_eval_error *err)
 {
     const sum_state *s = sv;
     *out = s->n == 0 ? sql_null() : s->dbl ? sql_double(s->sum + s->comp) : sql_int(s->isum);
@@ -326,7 +326,7 @@ typedef struct avg_state {
     double comp; /* its compensation */
 } avg_state;
 
-static int avg_step(avg_state *s, const rec_value *v, int sign, sql_error *err)
+static int avg_step(avg_state *s, const rec_value *v, int sign, sql_eval_error *err)
 {
     double d;
     bool skip;
@@ -337,15 +337,15 @@ static int avg_step(avg_state *s, const rec_value *v, int sign, sql_error *err)
     neumaier(&s->sum, &s->comp, sign * d);
     return WEIR_OK;
 }
-static int avg_add(void *s, const rec_value *args, int64_t ts, sql_error *err)
+static int avg_add(void *s, const rec_value *args, int64_t ts, sql_eval_error *err)
 {
     return avg_step(s, &args[0], 1, err);
 }
-static int avg_remove(void *s, const rec_value *args, int64_t ts, sql_error *err)
+static int avg_remove(void *s, const rec_value *args, int64_t ts, sql_eval_error *err)
 {
     return avg_step(s, &args[0], -1, err);
 }
-static int avg_merge(void *sv, const void *ov, sql_error *err)
+static int avg_merge(void *sv, const void *ov, sql_eval_error *err)
 {
     avg_state *s = sv;
     const avg_state *o = ov;
@@ -354,7 +354,7 @@ static int avg_merge(void *sv, const void *ov, sql_error *err)
     neumaier(&s->sum, &s->comp, o->comp);
     return WEIR_OK;
 }
-static int avg_result(const void *sv, rec_value *out, arena *a, sql_error *err)
+static int avg_result(const void *sv, rec_value *out, arena *a, sql_eval_error *err)
 {
     const avg_state *s = sv;
     *out = s->n == 0 ? sql_null() : sql_double((s->sum + s->comp) / (double)s->n);
@@ -399,7 +399,7 @@ typedef struct var_state {
     double m2;   /* sum of squared deviations from the mean */
 } var_state;
 
-static int var_add(void *sv, const rec_value *args, int64_t ts, sql_error *err)
+static int var_add(void *sv, const rec_value *args, int64_t ts, sql_eval_error *err)
 {
     var_state *s = sv;
     double x;
@@ -416,7 +416,7 @@ static int var_add(void *sv, const rec_value *args, int64_t ts, sql_error *err)
 
 /* Welford run backwards: exact in real arithmetic, and the rounding error
  * it leaves is of the same order as the forward step's. */
-static int var_remove(void *sv, const rec_value *args, int64_t ts, sql_error *err)
+static int var_remove(void *sv, const rec_value *args, int64_t ts, sql_eval_error *err)
 {
     var_state *s = sv;
     double x;
@@ -437,7 +437,7 @@ static int var_remove(void *sv, const rec_value *args, int64_t ts, sql_error *er
     return WEIR_OK;
 }
 
-static int var_merge(void *sv, const void *ov, sql_error *err)
+static int var_merge(void *sv, const void *ov, sql_eval_error *err)
 {
     var_state *s = sv;
     const var_state *o = ov;
@@ -467,19 +467,19 @@ static int var_out(const var_state *s, bool sample, bool root, rec_value *out)
     *out = sql_double(root ? sqrt(v) : v);
     return WEIR_OK;
 }
-static int stddev_result(const void *s, rec_value *out, arena *a, sql_error *err)
+static int stddev_result(const void *s, rec_value *out, arena *a, sql_eval_error *err)
 {
     return var_out(s, true, true, out);
 }
-static int stddev_pop_result(const void *s, rec_value *out, arena *a, sql_error *err)
+static int stddev_pop_result(const void *s, rec_value *out, arena *a, sql_eval_error *err)
 {
     return var_out(s, false, true, out);
 }
-static int variance_result(const void *s, rec_value *out, arena *a, sql_error *err)
+static int variance_result(const void *s, rec_value *out, arena *a, sql_eval_error *err)
 {
     return var_out(s, true, false, out);
 }
-static int var_pop_result(const void *s, rec_value *out, arena *a, sql_error *err)
+static int var_pop_result(const void *s, rec_value *out, arena *a, sql_eval_error *err)
 {
     return var_out(s, false, false, out);
 }
@@ -525,7 +525,7 @@ typedef struct value_state {
 
 /* Copies v into the state; text must fit inline. */
 static int value_set(value_state *s, const rec_value *v, int64_t ts, const char *name,
-                     sql_error *err)
+                     sql_eval_error *err)
 {
     if (v->type == REC_STRING || v->type == REC_JSON) {
         if (v->u.s.len > SQL_AGG_TEXT_MAX)
@@ -551,7 +551,7 @@ static rec_value value_get(const value_state *s)
 }
 
 static int extreme_add(value_state *s, const rec_value *v, int64_t ts, int want, const char *name,
-                       sql_error *err)
+                       sql_eval_error *err)
 {
     if (v->type == REC_NULL)
         return WEIR_OK;
@@ -567,15 +567,15 @@ static int extreme_add(value_state *s, const rec_value *v, int64_t ts, int want,
     return cmp * want > 0 ? value_set(s, v, ts, name, err) : WEIR_OK;
 }
 
-static int min_add(void *s, const rec_value *args, int64_t ts, sql_error *err)
+static int min_add(void *s, const rec_value *args, int64_t ts, sql_eval_error *err)
 {
     return extreme_add(s, &args[0], ts, -1, "min", err);
 }
-static int max_add(void *s, const rec_value *args, int64_t ts, sql_error *err)
+static int max_add(void *s, const rec_value *args, int64_t ts, sql_eval_error *err)
 {
     return extreme_add(s, &args[0], ts, 1, "max", err);
 }
-static int min_merge(void *s, const void *o, sql_error *err)
+static int min_merge(void *s, const void *o, sql_eval_error *err)
 {
     const value_state *ov = o;
     if (!ov->has)
@@ -583,7 +583,7 @@ static int min_merge(void *s, const void *o, sql_error *err)
     rec_value v = value_get(ov);
     return extreme_add(s, &v, ov->ts, -1, "min", err);
 }
-static int max_merge(void *s, const void *o, sql_error *err)
+static int max_merge(void *s, const void *o, sql_eval_error *err)
 {
     const value_state *ov = o;
     if (!ov->has)
@@ -595,21 +595,21 @@ static int max_merge(void *s, const void *o, sql_error *err)
 /* first keeps the earliest event time (ties: the row added first); last
  * the latest (ties: the row added last). merge(a, b) treats b as added
  * after a, which is how panes are merged in time order. */
-static int first_add(void *sv, const rec_value *args, int64_t ts, sql_error *err)
+static int first_add(void *sv, const rec_value *args, int64_t ts, sql_eval_error *err)
 {
     value_state *s = sv;
     if (args[0].type == REC_NULL || (s->has && ts >= s->ts))
         return WEIR_OK;
     return value_set(s, &args[0], ts, "first", err);
 }
-static int last_add(void *sv, const rec_value *args, int64_t ts, sql_error *err)
+static int last_add(void *sv, const rec_value *args, int64_t ts, sql_eval_error *err)
 {
     value_state *s = sv;
     if (args[0].type == REC_NULL || (s->has && ts < s->ts))
         return WEIR_OK;
     return value_set(s, &args[0], ts, "last", err);
 }
-static int first_merge(void *s, const void *o, sql_error *err)
+static int first_merge(void *s, const void *o, sql_eval_error *err)
 {
     const value_state *ov = o;
     if (!ov->has)
@@ -617,7 +617,7 @@ static int first_merge(void *s, const void *o, sql_error *err)
     rec_value v = value_get(ov);
     return first_add(s, &v, ov->ts, err);
 }
-static int last_merge(void *s, const void *o, sql_error *err)
+static int last_merge(void *s, const void *o, sql_eval_error *err)
 {
     const value_state *ov = o;
     if (!ov->has)
@@ -626,7 +626,7 @@ static int last_merge(void *s, const void *o, sql_error *err)
     return last_add(s, &v, ov->ts, err);
 }
 
-static int value_result(const void *sv, rec_value *out, arena *a, sql_error *err)
+static int value_result(const void *sv, rec_value *out, arena *a, sql_eval_error *err)
 {
     const value_state *s = sv;
     if (!s->has) {
@@ -741,7 +741,7 @@ typedef struct regr_state {
     double cxy;      /* sum of (x - mx)(y - my) */
 } regr_state;
 
-static int regr_args(const rec_value *args, double *y, double *x, bool *skip, sql_error *err)
+static int regr_args(const rec_value *args, double *y, double *x, bool *skip, sql_eval_error *err)
 {
     bool sy, sx;
     int rc = num_arg("regr", &args[0], y, &sy, err);
@@ -751,7 +751,7 @@ static int regr_args(const rec_value *args, double *y, double *x, bool *skip, sq
     return rc;
 }
 
-static int regr_add(void *sv, const rec_value *args, int64_t ts, sql_error *err)
+static int regr_add(void *sv, const rec_value *args, int64_t ts, sql_eval_error *err)
 {
     regr_state *s = sv;
     double x, y;
@@ -770,7 +770,7 @@ static int regr_add(void *sv, const rec_value *args, int64_t ts, sql_error *err)
     return WEIR_OK;
 }
 
-static int regr_remove(void *sv, const rec_value *args, int64_t ts, sql_error *err)
+static int regr_remove(void *sv, const rec_value *args, int64_t ts, sql_eval_error *err)
 {
     regr_state *s = sv;
     double x, y;
@@ -795,7 +795,7 @@ static int regr_remove(void *sv, const rec_value *args, int64_t ts, sql_error *e
     return WEIR_OK;
 }
 
-static int regr_merge(void *sv, const void *ov, sql_error *err)
+static int regr_merge(void *sv, const void *ov, sql_eval_error *err)
 {
     regr_state *s = sv;
     const regr_state *o = ov;
@@ -817,32 +817,32 @@ static int regr_merge(void *sv, const void *ov, sql_error *err)
     return WEIR_OK;
 }
 
-static int slope_result(const void *sv, rec_value *out, arena *a, sql_error *err)
+static int slope_result(const void *sv, rec_value *out, arena *a, sql_eval_error *err)
 {
     const regr_state *s = sv;
     *out = (s->n < 2 || s->m2x == 0) ? sql_null() : sql_double(s->cxy / s->m2x);
     return WEIR_OK;
 }
-static int intercept_result(const void *sv, rec_value *out, arena *a, sql_error *err)
+static int intercept_result(const void *sv, rec_value *out, arena *a, sql_eval_error *err)
 {
     const regr_state *s = sv;
     *out = (s->n < 2 || s->m2x == 0) ? sql_null()
                                       : sql_double(s->my - s->cxy / s->m2x * s->mx);
     return WEIR_OK;
 }
-static int covar_pop_result(const void *sv, rec_value *out, arena *a, sql_error *err)
+static int covar_pop_result(const void *sv, rec_value *out, arena *a, sql_eval_error *err)
 {
     const regr_state *s = sv;
     *out = s->n < 1 ? sql_null() : sql_double(s->cxy / (double)s->n);
     return WEIR_OK;
 }
-static int covar_samp_result(const void *sv, rec_value *out, arena *a, sql_error *err)
+static int covar_samp_result(const void *sv, rec_value *out, arena *a, sql_eval_error *err)
 {
     const regr_state *s = sv;
     *out = s->n < 2 ? sql_null() : sql_double(s->cxy / (double)(s->n - 1));
     return WEIR_OK;
 }
-static int corr_result(const void *sv, rec_value *out, arena *a, sql_error *err)
+static int corr_result(const void *sv, rec_value *out, arena *a, sql_eval_error *err)
 {
     const regr_state *s = sv;
     double d = sqrt(s->m2x * s->m2y);
@@ -973,7 +973,7 @@ static void digest_flush(digest_state *s)
     digest_build(s, items, n);
 }
 
-static int digest_init(void *sv, const rec_value *params, int n, sql_error *err)
+static int digest_init(void *sv, const rec_value *params, int n, sql_eval_error *err)
 {
     digest_state *s = sv;
     memset(s, 0, sizeof *s);
@@ -993,7 +993,7 @@ static int digest_init(void *sv, const rec_value *params, int n, sql_error *err)
     return WEIR_OK;
 }
 
-static int digest_add(void *sv, const rec_value *args, int64_t ts, sql_error *err)
+static int digest_add(void *sv, const rec_value *args, int64_t ts, sql_eval_error *err)
 {
     digest_state *s = sv;
     double x;
@@ -1013,7 +1013,7 @@ static int digest_add(void *sv, const rec_value *args, int64_t ts, sql_error *er
     return WEIR_OK;
 }
 
-static int digest_merge(void *sv, const void *ov, sql_error *err)
+static int digest_merge(void *sv, const void *ov, sql_eval_error *err)
 {
     digest_state *s = sv;
     const digest_state *o = ov;
@@ -1077,7 +1077,7 @@ static double digest_quantile(const digest_state *s, double q)
     return s->max;
 }
 
-static int digest_result(const void *sv, rec_value *out, arena *a, sql_error *err)
+static int digest_result(const void *sv, rec_value *out, arena *a, sql_eval_error *err)
 {
     const digest_state *s = sv;
     if (s->nc == 0 && s->nb == 0) {
@@ -1172,27 +1172,27 @@ static int zero_init(void *state, size_t size)
     memset(state, 0, size);
     return WEIR_OK;
 }
-static int count_init(void *s, const rec_value *params, int n, sql_error *err)
+static int count_init(void *s, const rec_value *params, int n, sql_eval_error *err)
 {
     return zero_init(s, sizeof(count_state));
 }
-static int sum_init(void *s, const rec_value *params, int n, sql_error *err)
+static int sum_init(void *s, const rec_value *params, int n, sql_eval_error *err)
 {
     return zero_init(s, sizeof(sum_state));
 }
-static int avg_init(void *s, const rec_value *params, int n, sql_error *err)
+static int avg_init(void *s, const rec_value *params, int n, sql_eval_error *err)
 {
     return zero_init(s, sizeof(avg_state));
 }
-static int var_init(void *s, const rec_value *params, int n, sql_error *err)
+static int var_init(void *s, const rec_value *params, int n, sql_eval_error *err)
 {
     return zero_init(s, sizeof(var_state));
 }
-static int value_init(void *s, const rec_value *params, int n, sql_error *err)
+static int value_init(void *s, const rec_value *params, int n, sql_eval_error *err)
 {
     return zero_init(s, sizeof(value_state));
 }
-static int regr_init(void *s, const rec_value *params, int n, sql_error *err)
+static int regr_init(void *s, const rec_value *params, int n, sql_eval_error *err)
 {
     return zero_init(s, sizeof(regr_state));
 }

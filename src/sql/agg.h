@@ -94,18 +94,18 @@ struct sql_agg {
 
     /* Prepares an empty state from the parameters (already evaluated
      * constants). WEIR_OK or WEIR_EINVAL for a bad parameter. */
-    int (*init)(void *state, const rec_value *params, int n_params, sql_error *err);
+    int (*init)(void *state, const rec_value *params, int n_params, sql_eval_error *err);
     /* Folds in one row. WEIR_OK, or WEIR_EINVAL for an argument of the
      * wrong type (the state is then unchanged). */
-    int (*add)(void *state, const rec_value *args, int64_t ts, sql_error *err);
+    int (*add)(void *state, const rec_value *args, int64_t ts, sql_eval_error *err);
     /* Takes out a row added before; NULL when the aggregate cannot. */
-    int (*remove)(void *state, const rec_value *args, int64_t ts, sql_error *err);
+    int (*remove)(void *state, const rec_value *args, int64_t ts, sql_eval_error *err);
     /* Folds `other` (same aggregate, same parameters) into state. WEIR_OK or
      * WEIR_EINVAL (mismatched parameters, incomparable min/max values). */
-    int (*merge)(void *state, const void *other, sql_error *err);
+    int (*merge)(void *state, const void *other, sql_eval_error *err);
     /* The current result; text is copied into the arena. The state stays
      * usable (results can be emitted early and again). */
-    int (*result)(const void *state, rec_value *out, arena *a, sql_error *err);
+    int (*result)(const void *state, rec_value *out, arena *a, sql_eval_error *err);
     /* Appends the checkpoint form; WEIR_EFULL / WEIR_ENOMEM from the buffer. */
     int (*serialize)(const void *state, weir_buf *out);
     /* Rebuilds a state from exactly n bytes; WEIR_ECORRUPT if invalid. */

@@ -24,28 +24,28 @@ static bool any_null(const rec_value *args, int n)
     return false;
 }
 
-static int want_num(const char *fn, const rec_value *v, sql_error *err)
+static int want_num(const char *fn, const rec_value *v, sql_eval_error *err)
 {
     if (sql_is_number(v))
         return WEIR_OK;
     return sql_fail(err, WEIR_EINVAL, "%s: expected a number, got %s", fn, rec_type_name(v->type));
 }
 
-static int want_int(const char *fn, const rec_value *v, sql_error *err)
+static int want_int(const char *fn, const rec_value *v, sql_eval_error *err)
 {
     if (v->type == REC_INT)
         return WEIR_OK;
     return sql_fail(err, WEIR_EINVAL, "%s: expected an int, got %s", fn, rec_type_name(v->type));
 }
 
-static int want_text(const char *fn, const rec_value *v, sql_error *err)
+static int want_text(const char *fn, const rec_value *v, sql_eval_error *err)
 {
     if (v->type == REC_STRING)
         return WEIR_OK;
     return sql_fail(err, WEIR_EINVAL, "%s: expected a string, got %s", fn, rec_type_name(v->type));
 }
 
-static int oom(const char *fn, arena *a, sql_error *err)
+static int oom(const char *fn, arena *a, sql_eval_error *err)
 {
     int rc = arena_last_error(a);
     return sql_fail(err, rc ? rc : WEIR_ENOMEM, "%s: out of memory", fn);
@@ -62,7 +62,7 @@ static int put_double(rec_value *out, double d)
 /* math                                                                     */
 /* ======================================================================== */
 
-static int fn_abs(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_abs(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     if (any_null(args, n))
         return *out = sql_null(), WEIR_OK;
@@ -80,7 +80,7 @@ static int fn_abs(const rec_value *args, int n, rec_value *out, arena *a, sql_er
 
 /* ceil, floor and sign keep INT as INT; the double op handles DOUBLE. */
 static int int_preserving(const char *name, double (*op)(double), const rec_value *args, int n,
-                          rec_value *out, sql_error *err)
+                          rec_value *out, sql_eval_error *err)
 {
     if (any_null(args, n))
         return *out = sql_null(), WEIR_OK;
@@ -95,17 +95,17 @@ static int int_preserving(const char *name, double (*op)(double), const rec_valu
     return WEIR_OK;
 }
 
-static int fn_ceil(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_ceil(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     return int_preserving("ceil", ceil, args, n, out, err);
 }
 
-static int fn_floor(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_floor(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     return int_preserving("floor", floor, args, n, out, err);
 }
 
-static int fn_sign(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_sign(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     if (any_null(args, n))
         return *out = sql_null(), WEIR_OK;
@@ -205,7 +205,7 @@ static int round_int(int64_t x, int64_t digits, rec_value *out)
     return WEIR_OK;
 }
 
-static int fn_round(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_round(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     if (any_null(args, n))
         return *out = sql_null(), WEIR_OK;
@@ -227,7 +227,7 @@ static int fn_round(const rec_value *args, int n, rec_value *out, arena *a, sql_
 
 /* A one-argument DOUBLE function; a NaN result (domain error) is NULL. */
 static int math1(const char *name, double (*op)(double), const rec_value *args, int n,
-                 rec_value *out, sql_error *err)
+                 rec_value *out, sql_eval_error *err)
 {
     if (any_null(args, n))
         return *out = sql_null(), WEIR_OK;
@@ -251,25 +251,25 @@ static double sqrt_checked(double x)
     return x >= 0 ? sqrt(x) : NAN;
 }
 
-static int fn_sqrt(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_sqrt(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     return math1("sqrt", sqrt_checked, args, n, out, err);
 }
-static int fn_exp(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_exp(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     return math1("exp", exp, args, n, out, err);
 }
-static int fn_ln(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_ln(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     return math1("ln", ln_checked, args, n, out, err);
 }
-static int fn_log10(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_log10(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     return math1("log10", log10_checked, args, n, out, err);
 }
 
 /* log(x) is ln(x); log(b, x) is the logarithm of x in base b. */
-static int fn_log(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_log(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     if (n == 1)
         return math1("log", ln_checked, args, n, out, err);
@@ -286,7 +286,7 @@ static int fn_log(const rec_value *args, int n, rec_value *out, arena *a, sql_er
     return put_double(out, log(x) / log(b));
 }
 
-static int fn_power(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_power(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     if (any_null(args, n))
         return *out = sql_null(), WEIR_OK;
@@ -301,7 +301,7 @@ static int fn_power(const rec_value *args, int n, rec_value *out, arena *a, sql_
     return put_double(out, pow(x, y));
 }
 
-static int fn_mod(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_mod(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     int rc = sql_value_mod(&args[0], &args[1], out, err);
     if (rc != WEIR_OK)
@@ -312,7 +312,7 @@ static int fn_mod(const rec_value *args, int n, rec_value *out, arena *a, sql_er
 
 /* greatest/least: NULLs ignored; a DOUBLE anywhere makes the result DOUBLE. */
 static int extreme(const char *name, int want, const rec_value *args, int n, rec_value *out,
-                   sql_error *err)
+                   sql_eval_error *err)
 {
     const rec_value *best = NULL;
     bool any_double = false;
@@ -342,11 +342,11 @@ static int extreme(const char *name, int want, const rec_value *args, int n, rec
     return WEIR_OK;
 }
 
-static int fn_greatest(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_greatest(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     return extreme("greatest", 1, args, n, out, err);
 }
-static int fn_least(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_least(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     return extreme("least", -1, args, n, out, err);
 }
@@ -390,7 +390,7 @@ static size_t utf8_char_len(const char *p, size_t n)
     return i;
 }
 
-static int fn_length(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_length(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     if (any_null(args, n))
         return *out = sql_null(), WEIR_OK;
@@ -402,7 +402,7 @@ static int fn_length(const rec_value *args, int n, rec_value *out, arena *a, sql
 }
 
 static int map_case(const char *name, bool upper, const rec_value *args, int n, rec_value *out,
-                    arena *a, sql_error *err)
+                    arena *a, sql_eval_error *err)
 {
     if (any_null(args, n))
         return *out = sql_null(), WEIR_OK;
@@ -425,16 +425,16 @@ static int map_case(const char *name, bool upper, const rec_value *args, int n, 
     return WEIR_OK;
 }
 
-static int fn_lower(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_lower(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     return map_case("lower", false, args, n, out, a, err);
 }
-static int fn_upper(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_upper(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     return map_case("upper", true, args, n, out, a, err);
 }
 
-static int fn_substr(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_substr(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     if (any_null(args, n))
         return *out = sql_null(), WEIR_OK;
@@ -468,7 +468,7 @@ static int fn_substr(const rec_value *args, int n, rec_value *out, arena *a, sql
     return WEIR_OK;
 }
 
-static int fn_concat(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_concat(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     rec_value parts[SQL_VARIADIC];
     size_t total = 0;
@@ -508,7 +508,7 @@ static bool char_in_set(const char *c, size_t clen, const char *set, size_t setl
 }
 
 static int trim_common(const char *name, bool left, bool right, const rec_value *args, int n,
-                       rec_value *out, sql_error *err)
+                       rec_value *out, sql_eval_error *err)
 {
     if (any_null(args, n))
         return *out = sql_null(), WEIR_OK;
@@ -539,20 +539,20 @@ static int trim_common(const char *name, bool left, bool right, const rec_value 
     return WEIR_OK;
 }
 
-static int fn_trim(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_trim(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     return trim_common("trim", true, true, args, n, out, err);
 }
-static int fn_ltrim(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_ltrim(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     return trim_common("ltrim", true, false, args, n, out, err);
 }
-static int fn_rtrim(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_rtrim(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     return trim_common("rtrim", false, true, args, n, out, err);
 }
 
-static int fn_replace(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_replace(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     if (any_null(args, n))
         return *out = sql_null(), WEIR_OK;
@@ -589,7 +589,7 @@ static int fn_replace(const rec_value *args, int n, rec_value *out, arena *a, sq
     return WEIR_OK;
 }
 
-static int fn_starts_with(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_starts_with(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     if (any_null(args, n))
         return *out = sql_null(), WEIR_OK;
@@ -605,7 +605,7 @@ static int fn_starts_with(const rec_value *args, int n, rec_value *out, arena *a
 
 /* 1-based character position of sub in s, 0 when absent. */
 static int find_pos(const char *name, const rec_value *s, const rec_value *sub, rec_value *out,
-                    sql_error *err)
+                    sql_eval_error *err)
 {
     if (s->type == REC_NULL || sub->type == REC_NULL)
         return *out = sql_null(), WEIR_OK;
@@ -621,11 +621,11 @@ static int find_pos(const char *name, const rec_value *s, const rec_value *sub, 
     return WEIR_OK;
 }
 
-static int fn_position(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_position(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     return find_pos("position", &args[1], &args[0], out, err);
 }
-static int fn_strpos(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_strpos(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     return find_pos("strpos", &args[0], &args[1], out, err);
 }
@@ -634,7 +634,7 @@ static int fn_strpos(const rec_value *args, int n, rec_value *out, arena *a, sql
 /* NULL handling                                                            */
 /* ======================================================================== */
 
-static int fn_coalesce(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_coalesce(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     *out = sql_null();
     for (int i = 0; i < n; i++) {
@@ -648,7 +648,7 @@ static int fn_coalesce(const rec_value *args, int n, rec_value *out, arena *a, s
 
 /* nullif(a, b): NULL when a = b; values that cannot be compared (a string
  * and a number) are not equal, so a comes back. */
-static int fn_nullif(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_nullif(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     int cmp;
     bool unknown;
@@ -698,7 +698,7 @@ static int64_t days_from_civil(int64_t y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
-static int fn_time_bucket(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_time_bucket(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     if (any_null(args, n))
         return *out = sql_null(), WEIR_OK;
@@ -742,7 +742,7 @@ static bool name_is(const rec_value *v, const char *name)
     return strlen(name) == v->u.s.len && strncasecmp(name, v->u.s.p, v->u.s.len) == 0;
 }
 
-static int fn_date_trunc(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_date_trunc(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     if (any_null(args, n))
         return *out = sql_null(), WEIR_OK;
@@ -845,7 +845,7 @@ static const struct {
     {"dow", f_dow},       {"doy", f_doy},
 };
 
-static int fn_extract(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_extract(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     if (any_null(args, n))
         return *out = sql_null(), WEIR_OK;
@@ -868,7 +868,7 @@ static int fn_extract(const rec_value *args, int n, rec_value *out, arena *a, sq
                     (int)(args[0].u.s.len > 20 ? 20 : args[0].u.s.len), args[0].u.s.p);
 }
 
-static int fn_to_timestamp(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_to_timestamp(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     if (any_null(args, n))
         return *out = sql_null(), WEIR_OK;
@@ -896,7 +896,7 @@ range:
 /* ======================================================================== */
 
 /* Copies a jansson value into a rec_value, strings and dumps into the arena. */
-static int from_json(const json_t *j, rec_value *out, arena *a, sql_error *err)
+static int from_json(const json_t *j, rec_value *out, arena *a, sql_eval_error *err)
 {
     switch (json_typeof(j)) {
     case JSON_STRING: {
@@ -940,7 +940,7 @@ static int from_json(const json_t *j, rec_value *out, arena *a, sql_error *err)
 }
 
 static int json_walk(const char *name, const rec_value *args, int n, rec_value *out, arena *a,
-                     sql_error *err)
+                     sql_eval_error *err)
 {
     if (any_null(args, n))
         return *out = sql_null(), WEIR_OK;
@@ -968,13 +968,13 @@ static int json_walk(const char *name, const rec_value *args, int n, rec_value *
     return rc;
 }
 
-static int fn_json_get(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err)
+static int fn_json_get(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
     return json_walk("json_get", args, n, out, a, err);
 }
 
 static int fn_json_get_text(const rec_value *args, int n, rec_value *out, arena *a,
-                            sql_error *err)
+                            sql_eval_error *err)
 {
     rec_value v;
     int rc = json_walk("json_get_text", args, n, &v, a, err);

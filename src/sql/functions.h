@@ -10,7 +10,7 @@
  * ## Calling convention
  *
  *     int fn(const rec_value *args, int n, rec_value *out, arena *a,
- *            sql_error *err);
+ *            sql_eval_error *err);
  *
  * n is within [min_args, max_args] (the caller checks the arity once, at
  * planning time, with the row's bounds). New text (lower, concat, json_get
@@ -60,7 +60,7 @@
 
 #include <stddef.h>
 
-typedef int (*sql_fn)(const rec_value *args, int n, rec_value *out, arena *a, sql_error *err);
+typedef int (*sql_fn)(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err);
 
 /* How the planner can know a function's result type before running it. */
 typedef enum sql_ret_rule {

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <strings.h>
 
-int sql_fail(sql_error *err, int code, const char *fmt, ...)
+int sql_fail(sql_eval_error *err, int code, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
@@ -102,7 +102,7 @@ static const arith_op OP_DIV = {"/", i_div, d_div};
 static const arith_op OP_MOD = {"%", i_mod, d_mod};
 
 static int arith(const arith_op *op, const rec_value *a, const rec_value *b, rec_value *out,
-                 sql_error *err)
+                 sql_eval_error *err)
 {
     if (a->type == REC_NULL || b->type == REC_NULL) {
         *out = sql_null();
@@ -125,35 +125,35 @@ static int arith(const arith_op *op, const rec_value *a, const rec_value *b, rec
     return WEIR_OK;
 }
 
-int sql_value_add(const rec_value *a, const rec_value *b, rec_value *out, sql_error *err)
+int sql_value_add(const rec_value *a, const rec_value *b, rec_value *out, sql_eval_error *err)
 {
     return arith(&OP_ADD, a, b, out, err);
 }
-int sql_value_sub(const rec_value *a, const rec_value *b, rec_value *out, sql_error *err)
+int sql_value_sub(const rec_value *a, const rec_value *b, rec_value *out, sql_eval_error *err)
 {
     return arith(&OP_SUB, a, b, out, err);
 }
-int sql_value_mul(const rec_value *a, const rec_value *b, rec_value *out, sql_error *err)
+int sql_value_mul(const rec_value *a, const rec_value *b, rec_value *out, sql_eval_error *err)
 {
     return arith(&OP_MUL, a, b, out, err);
 }
-int sql_value_div(const rec_value *a, const rec_value *b, rec_value *out, sql_error *err)
+int sql_value_div(const rec_value *a, const rec_value *b, rec_value *out, sql_eval_error *err)
 {
     return arith(&OP_DIV, a, b, out, err);
 }
-int sql_value_mod(const rec_value *a, const rec_value *b, rec_value *out, sql_error *err)
+int sql_value_mod(const rec_value *a, const rec_value *b, rec_value *out, sql_eval_error *err)
 {
     return arith(&OP_MOD, a, b, out, err);
 }
 
-int sql_value_neg(const rec_value *a, rec_value *out, sql_error *err)
+int sql_value_neg(const rec_value *a, rec_value *out, sql_eval_error *err)
 {
     rec_value zero = sql_int(0);
     return arith(&OP_SUB, &zero, a, out, err);
 }
 
 int sql_value_concat(const rec_value *a, const rec_value *b, rec_value *out, arena *ar,
-                     sql_error *err)
+                     sql_eval_error *err)
 {
     if (a->type == REC_NULL || b->type == REC_NULL) {
         *out = sql_null();
@@ -218,7 +218,7 @@ static int cmp_bytes(const rec_value *a, const rec_value *b)
 }
 
 int sql_value_compare(const rec_value *a, const rec_value *b, int *cmp, bool *unknown,
-                      sql_error *err)
+                      sql_eval_error *err)
 {
     *cmp = 0;
     *unknown = false;
@@ -348,7 +348,7 @@ static int text_to_bool(const char *p, size_t n, bool *out)
     return WEIR_EINVAL;
 }
 
-static int text_dup(const char *s, size_t n, rec_value *out, arena *ar, sql_error *err)
+static int text_dup(const char *s, size_t n, rec_value *out, arena *ar, sql_eval_error *err)
 {
     char *p = arena_memdup(ar, s, n ? n : 1);
     if (!p)
@@ -357,7 +357,7 @@ static int text_dup(const char *s, size_t n, rec_value *out, arena *ar, sql_erro
     return WEIR_OK;
 }
 
-static int cast_to_text(const rec_value *v, rec_value *out, arena *ar, sql_error *err)
+static int cast_to_text(const rec_value *v, rec_value *out, arena *ar, sql_eval_error *err)
 {
     char buf[40];
     size_t n;
@@ -389,7 +389,7 @@ static int cast_to_text(const rec_value *v, rec_value *out, arena *ar, sql_error
     }
 }
 
-static int cast_fail(const rec_value *v, rec_type target, sql_error *err)
+static int cast_fail(const rec_value *v, rec_type target, sql_eval_error *err)
 {
     if (v->type == REC_STRING)
         return sql_fail(err, WEIR_EINVAL, "CAST: '%.*s' is not a valid %s",
@@ -398,7 +398,7 @@ static int cast_fail(const rec_value *v, rec_type target, sql_error *err)
                     rec_type_name(target));
 }
 
-int sql_cast(const rec_value *v, rec_type target, rec_value *out, arena *ar, sql_error *err)
+int sql_cast(const rec_value *v, rec_type target, rec_value *out, arena *ar, sql_eval_error *err)
 {
     if (v->type == REC_NULL) {
         *out = sql_null();
@@ -509,7 +509,7 @@ static const struct {
     {"weeks", 7 * 86400 * 1000000000LL},
 };
 
-int sql_parse_duration(const char *p, size_t n, int64_t *ns, sql_error *err)
+int sql_parse_duration(const char *p, size_t n, int64_t *ns, sql_eval_error *err)
 {
     const char *s = p;
     size_t len = n;

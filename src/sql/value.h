@@ -9,7 +9,7 @@
  * ## Errors
  *
  * Every fallible function returns WEIR_OK or a negative weir_err and, when
- * the caller passes a non-NULL sql_error, writes one human sentence into it
+ * the caller passes a non-NULL sql_eval_error, writes one human sentence into it
  * ("abs: expected a number, got string"). The message is explicit state the
  * caller owns -- no thread-local, no global -- so a rule can report which
  * expression failed and a history query can return the text in its HTTP
@@ -47,13 +47,13 @@
 #include <stdint.h>
 
 /* A message for a failed call; msg is "" until something fails. */
-typedef struct sql_error {
+typedef struct sql_eval_error {
     char msg[128]; /* one NUL-terminated sentence, truncated if longer */
-} sql_error;
+} sql_eval_error;
 
 /* Writes a printf-formatted message into err (when err is not NULL) and
  * returns code, so that callers can write `return sql_fail(err, ...)`. */
-int sql_fail(sql_error *err, int code, const char *fmt, ...)
+int sql_fail(sql_eval_error *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* A NULL value. */
@@ -98,18 +98,18 @@ static inline double sql_num(const rec_value *v)
  * operand, division or modulo by zero) or WEIR_EINVAL for a non-numeric
  * operand. sql_value_mod follows C and PostgreSQL: the result has the sign
  * of the dividend; for doubles it is fmod. Cannot fail otherwise. */
-int sql_value_add(const rec_value *a, const rec_value *b, rec_value *out, sql_error *err);
-int sql_value_sub(const rec_value *a, const rec_value *b, rec_value *out, sql_error *err);
-int sql_value_mul(const rec_value *a, const rec_value *b, rec_value *out, sql_error *err);
-int sql_value_div(const rec_value *a, const rec_value *b, rec_value *out, sql_error *err);
-int sql_value_mod(const rec_value *a, const rec_value *b, rec_value *out, sql_error *err);
+int sql_value_add(const rec_value *a, const rec_value *b, rec_value *out, sql_eval_error *err);
+int sql_value_sub(const rec_value *a, const rec_value *b, rec_value *out, sql_eval_error *err);
+int sql_value_mul(const rec_value *a, const rec_value *b, rec_value *out, sql_eval_error *err);
+int sql_value_div(const rec_value *a, const rec_value *b, rec_value *out, sql_eval_error *err);
+int sql_value_mod(const rec_value *a, const rec_value *b, rec_value *out, sql_eval_error *err);
 /* Unary minus; -INT64_MIN is promoted to DOUBLE. */
-int sql_value_neg(const rec_value *a, rec_value *out, sql_error *err);
+int sql_value_neg(const rec_value *a, rec_value *out, sql_eval_error *err);
 
 /* The || operator: NULL when either side is NULL (SQL standard), otherwise
  * the text forms (sql_cast to STRING) of both, joined, in the arena. */
 int sql_value_concat(const rec_value *a, const rec_value *b, rec_value *out, arena *ar,
-                     sql_error *err);
+                     sql_eval_error *err);
 
 /* ---- comparison and truth --------------------------------------------- */
 
@@ -123,7 +123,7 @@ typedef enum sql_tri {
  * either is NULL (then *cmp is 0 and meaningless), else *cmp < 0, 0 or > 0;
  * WEIR_EINVAL when the types cannot be compared. */
 int sql_value_compare(const rec_value *a, const rec_value *b, int *cmp, bool *unknown,
-                      sql_error *err);
+                      sql_eval_error *err);
 
 /* The truth of a value in WHERE/HAVING/CASE: BOOL as it is, INT and DOUBLE
  * true when non-zero (NaN is false), NULL unknown. STRING and JSON are
@@ -157,12 +157,12 @@ sql_tri sql_value_truthy(const rec_value *v);
  * new text comes from the arena. WEIR_OK, WEIR_EINVAL (the rules above,
  * target REC_NULL or out of range) or the arena's error.
  */
-int sql_cast(const rec_value *v, rec_type target, rec_value *out, arena *ar, sql_error *err);
+int sql_cast(const rec_value *v, rec_type target, rec_value *out, arena *ar, sql_eval_error *err);
 
 /* Parses a duration such as '5m', '10 s', '250ms', '1h', '2 days', '1us',
  * '100ns' (units ns us ms s m h d w and their long names) into
  * nanoseconds. WEIR_OK or WEIR_EINVAL (not a duration, zero or negative,
  * overflow). Used by time_bucket and by the window clauses. */
-int sql_parse_duration(const char *p, size_t n, int64_t *ns, sql_error *err);
+int sql_parse_duration(const char *p, size_t n, int64_t *ns, sql_eval_error *err);
 
 #endif

@@ -92,7 +92,7 @@ static void add_rows(const sql_agg *g, void *s, const dataset *d, size_t from, s
 {
     for (size_t i = from; i < to; i++) {
         rec_value args[2] = {d->y[i], d->x[i]};
-        sql_error err = {{0}};
+        sql_eval_error err = {{0}};
         int rc = g->add(s, args, d->ts[i], &err);
         if (rc != WEIR_OK)
             fail_msg("%s add: %s", g->name, err.msg);
@@ -102,7 +102,7 @@ static void add_rows(const sql_agg *g, void *s, const dataset *d, size_t from, s
 static rec_value result_of(const sql_agg *g, const void *s, arena *a)
 {
     rec_value out;
-    sql_error err = {{0}};
+    sql_eval_error err = {{0}};
     int rc = g->result(s, &out, a, &err);
     if (rc != WEIR_OK)
         fail_msg("%s result: %s", g->name, err.msg);
@@ -513,7 +513,7 @@ static void test_percentile_params(void **state)
     const sql_agg *g = sql_agg_find("APPROX_PERCENTILE", 17);
     assert_non_null(g);
     void *s = calloc(1, g->state_size);
-    sql_error err = {{0}};
+    sql_eval_error err = {{0}};
     rec_value bad[] = {{.type = REC_DOUBLE, .u.d = 1.5}, {.type = REC_STRING, .u.s = {"x", 1}}};
     assert_int_equal(g->init(s, &bad[0], 1, &err), WEIR_EINVAL);
     assert_true(err.msg[0] != '\0');
@@ -632,7 +632,7 @@ static void test_sum_types(void **state)
     r = result_of(g, s, &a);
     assert_true(fabs(r.u.d - (1.0 + 1e-12)) < 1e-20);
     /* Type errors leave the state alone. */
-    sql_error err = {{0}};
+    sql_eval_error err = {{0}};
     v = (rec_value){.type = REC_STRING, .u.s = {"1", 1}};
     assert_int_equal(g->add(s, &v, 0, &err), WEIR_EINVAL);
     assert_true(err.msg[0] != '\0');
@@ -666,7 +666,7 @@ static void test_text_values(void **state)
         /* Mixing types in min/max is an error; text too long for the state too. */
         if (k < 2) {
             rec_value i = {.type = REC_INT, .u.i = 1};
-            sql_error err = {{0}};
+            sql_eval_error err = {{0}};
             assert_int_equal(g->add(s, &i, 0, &err), WEIR_EINVAL);
         }
         char big[SQL_AGG_TEXT_MAX + 1];

@@ -282,7 +282,7 @@ static void test_function_table(void **state)
             continue;
         }
         rec_value out = {.type = REC_NULL};
-        sql_error err = {{0}};
+        sql_eval_error err = {{0}};
         int rc = f->fn(c->args, c->n, &out, &a, &err);
         char got[160], want[160];
         describe(&out, got, sizeof got);
@@ -343,7 +343,7 @@ static void test_table_rows(void **state)
 
 /* ---- operators ---------------------------------------------------------- */
 
-typedef int (*binop)(const rec_value *, const rec_value *, rec_value *, sql_error *);
+typedef int (*binop)(const rec_value *, const rec_value *, rec_value *, sql_eval_error *);
 
 typedef struct opcase {
     binop op;
@@ -378,7 +378,7 @@ static void test_operators(void **state)
 {
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
         rec_value out = {.type = REC_NULL};
-        sql_error err = {{0}};
+        sql_eval_error err = {{0}};
         int rc = ops[i].op(&ops[i].a, &ops[i].b, &out, &err);
         if (rc != ops[i].rc || (rc == 0 && !value_close(&out, &ops[i].want))) {
             char got[160];
@@ -437,7 +437,7 @@ static void test_compare(void **state)
     for (size_t i = 0; i < sizeof cmps / sizeof cmps[0]; i++) {
         int cmp;
         bool unknown;
-        sql_error err = {{0}};
+        sql_eval_error err = {{0}};
         int rc = sql_value_compare(&cmps[i].a, &cmps[i].b, &cmp, &unknown, &err);
         assert_int_equal(rc, cmps[i].rc);
         if (rc != 0)
@@ -535,7 +535,7 @@ static void test_cast_matrix(void **state)
     arena_init(&a, 0);
     for (size_t i = 0; i < sizeof casts / sizeof casts[0]; i++) {
         rec_value out = {.type = REC_NULL};
-        sql_error err = {{0}};
+        sql_eval_error err = {{0}};
         int rc = sql_cast(&casts[i].in, casts[i].to, &out, &a, &err);
         if (rc != casts[i].rc || (rc == 0 && !value_close(&out, &casts[i].want))) {
             char got[160];
@@ -602,7 +602,7 @@ static void test_out_of_memory(void **state)
     memset(big, 'a', sizeof big);
     rec_value args[1] = {{.type = REC_STRING, .u.s = {big, sizeof big}}};
     rec_value out;
-    sql_error err = {{0}};
+    sql_eval_error err = {{0}};
     const sql_function *f = sql_function_find("upper", 5);
     int rc = f->fn(args, 1, &out, &a, &err);
     assert_int_equal(rc, WEIR_ETOOBIG);
