@@ -271,8 +271,8 @@ static int fn_log10(const rec_value *args, int n, rec_value *out, arena *a, sql_
 /* log(x) is ln(x); log(b, x) is the logarithm of x in base b. */
 static int fn_log(const rec_value *args, int n, rec_value *out, arena *a, sql_eval_error *err)
 {
-    if (n == 1)
-        return math1("log", ln_checked, args, n, out, err);
+    if (n == 1) /* base 10, as in PostgreSQL and SQL Server; ln() is natural */
+        return math1("log", log10_checked, args, n, out, err);
     if (any_null(args, n))
         return *out = sql_null(), WEIR_OK;
     int rc = want_num("log", &args[0], err);
@@ -1003,7 +1003,7 @@ static const sql_function functions[] = {
     {"pow", 2, 2, FIXED(REC_DOUBLE), fn_power, "pow(x, y): same as power"},
     {"exp", 1, 1, FIXED(REC_DOUBLE), fn_exp, "exp(x): e raised to x"},
     {"ln", 1, 1, FIXED(REC_DOUBLE), fn_ln, "ln(x): natural logarithm; NULL at or below zero"},
-    {"log", 1, 2, FIXED(REC_DOUBLE), fn_log, "log(x) natural logarithm; log(b, x) base b"},
+    {"log", 1, 2, FIXED(REC_DOUBLE), fn_log, "log(x) base-10 logarithm (as PostgreSQL); log(b, x) base b; ln(x) natural"},
     {"log10", 1, 1, FIXED(REC_DOUBLE), fn_log10, "log10(x): base-10 logarithm"},
     {"sign", 1, 1, NUM, fn_sign, "sign(x): -1, 0 or 1"},
     {"mod", 2, 2, NUM, fn_mod, "mod(x, y): remainder with the sign of x; NULL when y is 0"},
