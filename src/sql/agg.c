@@ -93,7 +93,7 @@ static int64_t get_i64(reader *r)
 static double get_f64(reader *r)
 {
     uint64_t u = get_le(r, 8);
-    double d;
+    double d = 0;
     memcpy(&d, &u, 8);
     return d;
 }
@@ -328,7 +328,7 @@ typedef struct avg_state {
 
 static int avg_step(avg_state *s, const rec_value *v, int sign, sql_eval_error *err)
 {
-    double d;
+    double d = 0;
     bool skip;
     int rc = num_arg("avg", v, &d, &skip, err);
     if (rc != WEIR_OK || skip)
@@ -402,7 +402,7 @@ typedef struct var_state {
 static int var_add(void *sv, const rec_value *args, int64_t ts, sql_eval_error *err)
 {
     var_state *s = sv;
-    double x;
+    double x = 0;
     bool skip;
     int rc = num_arg("stddev", &args[0], &x, &skip, err);
     if (rc != WEIR_OK || skip)
@@ -419,7 +419,7 @@ static int var_add(void *sv, const rec_value *args, int64_t ts, sql_eval_error *
 static int var_remove(void *sv, const rec_value *args, int64_t ts, sql_eval_error *err)
 {
     var_state *s = sv;
-    double x;
+    double x = 0;
     bool skip;
     int rc = num_arg("stddev", &args[0], &x, &skip, err);
     if (rc != WEIR_OK || skip)
@@ -996,7 +996,7 @@ static int digest_init(void *sv, const rec_value *params, int n, sql_eval_error 
 static int digest_add(void *sv, const rec_value *args, int64_t ts, sql_eval_error *err)
 {
     digest_state *s = sv;
-    double x;
+    double x = 0;
     bool skip;
     int rc = num_arg("percentile_approx", &args[0], &x, &skip, err);
     if (rc != WEIR_OK || skip || isnan(x))
