@@ -1006,6 +1006,10 @@ static bool parse_options(parser *p, sql_options *o)
         char *key = tok_text(p, &k, NULL);
         if (key == NULL)
             return false;
+        if (o->n == SQL_MAX_OPTIONS) {
+            fail(p, &k, "more than %d options", SQL_MAX_OPTIONS);
+            return false;
+        }
         for (uint32_t i = 0; i < o->n; i++) {
             if (strcmp(o->items[i].key, key) == 0) {
                 fail(p, &k, "option '%.60s' given twice", key);
@@ -1226,6 +1230,10 @@ static bool parse_create_stream(parser *p, sql_stmt *st)
     bool have_key = false, have_time = false;
     do {
         sql_token at = *peek(p, 0);
+        if (st->n_columns == SQL_MAX_COLUMNS) {
+            fail(p, &at, "more than %d columns", SQL_MAX_COLUMNS);
+            return false;
+        }
         sql_column *c = push(p, &st->columns, &st->n_columns, &cap, sizeof *c);
         if (c == NULL || (c->name = ident(p, "a column name", "in CREATE STREAM")) == NULL ||
             !parse_type(p, &c->type, "after the column name"))

@@ -37,6 +37,8 @@
 /* Defaults for sql_parse. */
 #define SQL_MAX_TEXT (1u << 20) /* bytes of statement text */
 #define SQL_MAX_DEPTH 256       /* nesting of expressions */
+#define SQL_MAX_COLUMNS 1024    /* columns of CREATE STREAM (names checked unique) */
+#define SQL_MAX_OPTIONS 64      /* entries of one WITH (...) (keys checked unique) */
 
 /* Parses exactly one statement (an optional trailing ';' allowed) from
  * text[0..len) into *out, allocating the tree in a. Returns WEIR_OK;

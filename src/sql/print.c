@@ -377,6 +377,18 @@ static bool window_word(const char *s)
     return false;
 }
 
+/* The printed text of g (a whole GROUP BY item) would start with a call
+ * named like a window (tumbling(x), or tumbling(x) + 1), which the parser
+ * would read as a window. Operands below the top level are in parentheses,
+ * so only the node itself and its leftmost operand matter. */
+static bool starts_with_window_call(const sql_node *g)
+{
+    if (g->kind == SQL_N_BINARY || g->kind == SQL_N_IS_NULL || g->kind == SQL_N_BETWEEN ||
+        g->kind == SQL_N_IN || g->kind == SQL_N_LIKE)
+        g = g->kids[0];
+    return g->kind == SQL_N_CALL && window_word(g->name);
+}
+
 static void window(printer *pr, const sql_window *w)
 {
     char buf[64];
@@ -445,7 +457,7 @@ static void select_(printer *pr, const sql_select *s)
             window(pr, &s->group[i].window);
         } else {
             /* A call named like a window must not read back as one. */
-            bool wrap = g->kind == SQL_N_CALL && window_word(g->name);
+            bool wrap = starts_with_window_call(g);
             if (wrap)
                 puts_(pr, "(");
             expr(pr, g, true);

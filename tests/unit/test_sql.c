@@ -124,6 +124,8 @@ static const struct {
     {"SELECT k FROM s GROUP BY TUMBLING(INTERVAL '1 hour')",
      "SELECT k FROM s GROUP BY TUMBLING(SIZE 1h)"},
     {"SELECT k FROM s GROUP BY (tumbling(k))", "SELECT k FROM s GROUP BY (tumbling(k))"},
+    {"SELECT k FROM s GROUP BY (count(k) + 1), (k IS NULL)",
+     "SELECT k FROM s GROUP BY (count(k) + 1), k IS NULL"},
     /* Literals. */
     {"SELECT 1, 2.5, 1e3, 1.5E-7, 0.1, 'it''s', TRUE, false, NULL FROM s",
      "SELECT 1, 2.5, 1000.0, 1.5e-07, 0.1, 'it''s', TRUE, FALSE, NULL FROM s"},
@@ -344,6 +346,11 @@ static const struct {
     {"CREATE STREAM s (a INT) WITH (x = 1, x = 2)", WEIR_EINVAL, 1, 38, "given twice"},
     {"CREATE STREAM s (a INT) WITH (x = y)", WEIR_EINVAL, 1, 35, "expected a literal value"},
     {"CREATE STREAM s (a TIMESTAMP EVENT)", WEIR_EINVAL, 1, 35, "expected TIME after EVENT"},
+    {"CREATE STREAM s (a INT) WITH (a=1,b=1,c=1,d=1,e=1,f=1,g=1,h=1,i=1,j=1,k=1,l=1,m=1,n=1,o=1,p=1,"
+     "a2=1,b2=1,c2=1,d2=1,e2=1,f2=1,g2=1,h2=1,i2=1,j2=1,k2=1,l2=1,m2=1,n2=1,o2=1,p2=1,"
+     "a3=1,b3=1,c3=1,d3=1,e3=1,f3=1,g3=1,h3=1,i3=1,j3=1,k3=1,l3=1,m3=1,n3=1,o3=1,p3=1,"
+     "a4=1,b4=1,c4=1,d4=1,e4=1,f4=1,g4=1,h4=1,i4=1,j4=1,k4=1,l4=1,m4=1,n4=1,o4=1,p4=1,q=1)",
+     WEIR_EINVAL, 1, 335, "more than 64 options"},
     {"DROP TABLE t", WEIR_EINVAL, 1, 6, "expected STREAM or RULE after DROP, found 'TABLE'"},
     {"SHOW", WEIR_EINVAL, 1, 5, "expected STREAMS or RULES after SHOW, found end of input"},
     {"DROP RULE select", WEIR_EINVAL, 1, 11, "expected a name after DROP RULE, found 'select'"},
