@@ -1,0 +1,1 @@
+CREATE STREAM printers (device TEXT KEY, ts TIMESTAMP EVENT TIME, temperature DOUBLE, humidity DOUBLE) WITH (source = 'mqtt:factory/+/printer/+/telemetry', format = 'json', partitions = 4, retention = '14d');

@@ -1,0 +1,1 @@
+CREATE RULE printer_climate AS SELECT device, avg(temperature) AS t_avg, avg(humidity) AS h_avg, count(*) AS n FROM printers GROUP BY device, HOPPING(SIZE 5s, ADVANCE 1s) HAVING t_avg > 30 EMIT TO 'mqtt:alerts/{device}/climate';

@@ -1,0 +1,1 @@
+SELECT time_bucket('1m', ts) AS minute, device, avg(temperature) FROM printers WHERE ts >= now() - INTERVAL '1 day' GROUP BY minute, device ORDER BY minute;

@@ -1,0 +1,1 @@
+SELECT a.*, b.valve FROM sensors AS a LEFT JOIN valves b ON a.line = b.line WITHIN 5s WHERE a.p > 1.5e3 LIMIT 10

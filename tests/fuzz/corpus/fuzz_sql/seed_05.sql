@@ -1,0 +1,1 @@
+SELECT CASE WHEN t > 30 THEN 'hot' WHEN t < 0 THEN 'cold' ELSE 'ok' END, CASE s WHEN 1 THEN 'on' END FROM s

@@ -1,0 +1,1 @@
+SELECT payload->'a'->'b', payload->>'c', x::double, CAST(y AS BIGINT) FROM s WHERE z IS NOT NULL AND w NOT IN (1, 2) OR v NOT LIKE 'x%'

@@ -1,0 +1,1 @@
+CREATE RULE r AS SELECT d, max(t) - min(t) AS spread FROM s GROUP BY d, TUMBLING(250ms) WITH (lateness = '2s', retries = -3) EMIT TO 'webhook:http://x/y'

@@ -1,0 +1,1 @@
+EXPLAIN SELECT -a * (b + 1) % 3 FROM "from" ORDER BY a DESC, b

@@ -1,0 +1,1 @@
+/* block */ STOP RULE "my rule";

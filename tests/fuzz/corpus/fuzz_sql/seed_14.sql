@@ -1,0 +1,1 @@
+SELECT 'it''s', TRUE, NULL, 1d, 10us, NOT NOT a FROM s GROUP BY SLIDING(5s)
