@@ -1,0 +1,1 @@
+SELECT k FROM s GROUP BY (tumbling(k) + 1) IS NULL, (hopping(1)::int)
