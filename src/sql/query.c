@@ -889,7 +889,12 @@ static int scan(query *q)
             return fail_at(q, rc, 0, 0, "cannot read partition %u: %s", p, weir_strerror(rc));
         uint64_t end = stream_end_offset(q->st, p);
         stream_rec sr;
+        uint32_t n = 0;
         while (stream_reader_position(rd) < end) {
+            /* Now and then: can anything left still fall before `to`? */
+            if (q->to != INT64_MAX && (++n & 1023) == 0 &&
+                stream_min_ts_from(q->st, p, stream_reader_position(rd)) >= q->to)
+                break;
             rc = stream_reader_next(rd, &sr);
             if (rc == WEIR_EAGAIN) {
                 rc = WEIR_OK;

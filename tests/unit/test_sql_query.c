@@ -275,6 +275,53 @@ static void test_errors(void **state)
                 WEIR_EUNSUPPORTED, 1, 31, "JOIN");
 }
 
+static void test_bigger_stream(void **state)
+{
+    fixture *f = *state;
+    json_t *def = json_loads("{\"name\":\"big\",\"format\":\"json\",\"partitions\":3,"
+                             "\"key\":\"device\",\"timestamp\":\"t\",\"time_format\":\"ms\"}",
+                             0, NULL);
+    char err[256] = "";
+    ingest_stream *s = NULL;
+    assert_int_equal(ingest_define(f->in, def, "api", false, err, sizeof(err), &s), WEIR_OK);
+    json_decref(def);
+    size_t cap = 3000 * 64, used = 0;
+    char *body = malloc(cap);
+    for (int i = 0; i < 3000; i++)
+        used += (size_t)snprintf(body + used, cap - used,
+                                 "{\"device\":\"d%d\",\"t\":%lld,\"v\":%d}\n", i % 10,
+                                 T0_MS + (long long)i * 1000, i);
+    ingest_result res;
+    int rc = ingest_batch(f->in, s, NULL, (const uint8_t *)body, used, T0_NS, &res, NULL, NULL);
+    assert_true(rc == WEIR_OK || rc == WEIR_EAGAIN);
+    assert_int_equal(res.accepted, 3000);
+    json_decref(res.errors);
+    free(body);
+    assert_int_equal(stream_store_flush(f->st), WEIR_OK);
+
+    check(f, "SELECT v FROM big ORDER BY v DESC LIMIT 3", "[[2999],[2998],[2997]]");
+    check(f, "SELECT v FROM big ORDER BY v % 7, v LIMIT 3", "[[0],[7],[14]]");
+    check(f, "SELECT device, count(*), sum(v) FROM big GROUP BY device ORDER BY device LIMIT 2",
+          "[[\"d0\",300,448500],[\"d1\",300,448800]]");
+    check(f, "SELECT count(*) FROM big GROUP BY v / 10 HAVING count(*) <> 10", "[]");
+    /* 1000 s after T0: records 1000..2999. */
+    check(f, "SELECT count(*), min(v) FROM big WHERE ts >= 1700000980000000000", "[[2000,1000]]");
+    check(f, "SELECT count(*), max(v) FROM big WHERE _ts < 1700000980000000000 AND v >= 0",
+          "[[1000,999]]");
+    /* Without ORDER BY, the first rows in event time. */
+    check(f, "SELECT v FROM big LIMIT 4", "[[0],[1],[2],[3]]");
+
+    /* max_rows caps LIMIT. */
+    json_t *out = NULL;
+    sql_error e;
+    const char *q = "SELECT v FROM big ORDER BY v LIMIT 100";
+    assert_int_equal(sql_query_run(f->in, q, strlen(q), 5, &out, &e), WEIR_OK);
+    assert_int_equal(json_array_size(json_object_get(out, "rows")), 5);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(out, "stats"), "scanned")),
+                     3000);
+    json_decref(out);
+}
+
 static void test_like(void **state)
 {
     (void)state;
@@ -298,6 +345,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_projection_functions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_select_star, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bigger_stream, setup, teardown),
         cmocka_unit_test(test_like),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
