@@ -175,6 +175,7 @@ static const http_route routes[] = {
     {"GET", "/api/v1/streams/{name}/series", http_route_stream_series},
     {"GET", "/api/v1/streams/{name}/groups/{group}", http_route_stream_group_get},
     {"POST", "/api/v1/streams/{name}/groups/{group}", http_route_stream_group_commit},
+    {"POST", "/api/v1/query", http_route_query},
 };
 
 /* ---- Streams: the broker's ingest hook ---------------------------------- */

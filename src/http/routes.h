@@ -54,6 +54,8 @@ void http_route_stream_records_get(http_request *r, http_response *w, void *ctx)
 void http_route_stream_series(http_request *r, http_response *w, void *ctx);
 void http_route_stream_group_get(http_request *r, http_response *w, void *ctx);
 void http_route_stream_group_commit(http_request *r, http_response *w, void *ctx);
+/* route_query.c: POST /api/v1/query, a SQL history query. */
+void http_route_query(http_request *r, http_response *w, void *ctx);
 /* Answers every waiting long poll; call before the stream store closes. */
 void http_streams_shutdown(http_api_ctx *api);
 
