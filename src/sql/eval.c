@@ -156,6 +156,10 @@ static int eval_ident(const sql_node *e, const sql_row *row, rec_value *out,
                         "column \"%s\" must appear in GROUP BY or be used in an aggregate", name);
     }
     bool pseudo_only = name[0] == '_';
+    if (row->ts_field && strcmp(name, row->ts_field) == 0) {
+        *out = sql_int(row->ts);
+        return WEIR_OK;
+    }
     if (!pseudo_only) {
         const rec_value *v = record_get(row->rec, name, strlen(name));
         if (v) {

@@ -57,6 +57,8 @@ typedef struct sql_row {
     const char *key;   /* key bytes, or NULL */
     uint32_t key_len;
     int64_t now_ns; /* what now() returns */
+    const char *ts_field; /* the stream's event-time field: that name reads as
+                             the event time (ns), whatever unit the payload used */
 
     /* Group rows only. */
     const sql_node *const *group_nodes; /* GROUP BY expressions */

@@ -83,6 +83,7 @@ typedef struct query {
 
     int64_t from, to;
     bool ts_prunable;
+    const char *ts_field; /* the stream's event-time field, read as the event time */
 
     /* groups */
     group **table;
@@ -416,9 +417,9 @@ static int plan(query *q)
     q->st = ingest_stream_store(is);
     const rec_schema *sc = ingest_stream_schema(is);
     q->ts_prunable = true;
-    if (sc) {
-        if (sc->ts_field && strcmp(sc->ts_field, "ts") == 0)
-            q->ts_prunable = false;
+    q->ts_field = sc ? sc->ts_field : NULL;
+    if (sc && !(sc->ts_field && strcmp(sc->ts_field, "ts") == 0)) {
+        /* A field named ts that is not the event time shadows the pseudo-column. */
         for (uint32_t i = 0; i < sc->n_decls; i++)
             if (strcmp(sc->decls[i].name, "ts") == 0)
                 q->ts_prunable = false;
@@ -805,7 +806,7 @@ static int on_record(query *q, const stream_rec *sr)
     rec.key = (const char *)sr->key;
     rec.key_len = (uint16_t)sr->key_len;
     sql_row row = {.rec = &rec, .ts = sr->ts, .key = sr->key_len ? (const char *)sr->key : NULL,
-                   .key_len = sr->key_len, .now_ns = q->now_ns};
+                   .key_len = sr->key_len, .now_ns = q->now_ns, .ts_field = q->ts_field};
     sql_eval_error ee = {{0}};
     if (q->sel->where) {
         sql_tri t;
