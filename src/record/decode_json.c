@@ -90,29 +90,14 @@ typedef struct jscan {
     size_t n;         /* its length */
     size_t i;         /* read position */
     arena *a;
-    size_t at;     /* offset of the error */
-    char msg[128]; /* its sentence */
+    rec__scan_err e; /* where and why it stopped */
 } jscan;
 
-static int jfail(jscan *s, int code, size_t at, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int jfail(jscan *s, int code, size_t at, const char *fmt, ...)
-{
-    s->at = at;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s->msg, sizeof(s->msg), fmt, ap);
-    va_end(ap);
-    return code;
-}
+#define jfail(s, code, at, ...) rec__scan_fail(&(s)->e, code, at, __VA_ARGS__)
 
 static int jfail_arena(jscan *s)
 {
-    int rc = rec__arena_err(s->a);
-    return jfail(s, rc, s->i,
-                 rc == WEIR_ETOOBIG ? "the record needs more memory than the arena allows"
-                                    : "out of memory");
+    return rec__scan_fail_arena(&s->e, s->a, s->i);
 }
 
 static inline void skip_ws(jscan *s)
@@ -514,8 +499,8 @@ int rec_decode_json(const uint8_t *p, size_t n, const rec_schema *sc, arena *a, 
     if (rc) {
         memset(out, 0, sizeof(*out));
         uint32_t line, col;
-        rec__position(p, n, s.at, &line, &col);
-        rec__fail(err, rc, line, col, "%s", s.msg);
+        rec__position(p, n, s.e.at, &line, &col);
+        rec__fail(err, rc, line, col, "%s", s.e.msg);
     }
     return rc;
 }

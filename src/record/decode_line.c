@@ -20,29 +20,14 @@ typedef struct lscan {
     size_t n;
     size_t i; /* read position */
     arena *a;
-    size_t at;     /* offset of the error */
-    char msg[128]; /* its sentence */
+    rec__scan_err e; /* where and why it stopped */
 } lscan;
 
-static int lfail(lscan *s, int code, size_t at, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int lfail(lscan *s, int code, size_t at, const char *fmt, ...)
-{
-    s->at = at;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(s->msg, sizeof(s->msg), fmt, ap);
-    va_end(ap);
-    return code;
-}
+#define lfail(s, code, at, ...) rec__scan_fail(&(s)->e, code, at, __VA_ARGS__)
 
 static int lfail_arena(lscan *s)
 {
-    int rc = rec__arena_err(s->a);
-    return lfail(s, rc, s->i,
-                 rc == WEIR_ETOOBIG ? "the record needs more memory than the arena allows"
-                                    : "out of memory");
+    return rec__scan_fail_arena(&s->e, s->a, s->i);
 }
 
 /* The elements of a line and what ends and what escapes each (spec:
@@ -383,7 +368,7 @@ int rec_decode_line(const uint8_t *p, size_t n, const rec_schema *sc, int64_t de
     int rc = scan_line(&s, &x, default_ts, out);
     if (rc) {
         memset(out, 0, sizeof(*out));
-        rec__fail(err, rc, 1, (uint32_t)s.at + 1, "%s", s.msg);
+        rec__fail(err, rc, 1, (uint32_t)s.e.at + 1, "%s", s.e.msg);
     }
     return rc;
 }

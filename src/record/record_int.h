@@ -150,4 +150,18 @@ void rec__position(const uint8_t *p, size_t n, size_t at, uint32_t *line, uint32
 /* The error code for a failed arena allocation: WEIR_ETOOBIG or ENOMEM. */
 int rec__arena_err(const arena *a);
 
+/* Where a payload scanner stopped and why: the JSON and line-protocol
+ * scanners keep one of these and turn it into a rec_error with a position
+ * at the end. */
+typedef struct rec__scan_err {
+    size_t at;     /* byte offset of the problem in the payload */
+    char msg[128]; /* its sentence */
+} rec__scan_err;
+
+/* Records the problem and returns code, for `return rec__scan_fail(...)`. */
+int rec__scan_fail(rec__scan_err *e, int code, size_t at, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The arena ran out: records which bound (size or memory) at `at`. */
+int rec__scan_fail_arena(rec__scan_err *e, const arena *a, size_t at);
+
 #endif

@@ -381,3 +381,21 @@ int rec__arena_err(const arena *a)
     int rc = arena_last_error(a);
     return rc ? rc : WEIR_ENOMEM;
 }
+
+int rec__scan_fail(rec__scan_err *e, int code, size_t at, const char *fmt, ...)
+{
+    e->at = at;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int rec__scan_fail_arena(rec__scan_err *e, const arena *a, size_t at)
+{
+    int rc = rec__arena_err(a);
+    return rec__scan_fail(e, rc, at,
+                          rc == WEIR_ETOOBIG ? "the record needs more memory than the arena allows"
+                                             : "out of memory");
+}
