@@ -75,6 +75,24 @@ static const catalog_migration migrations[] = {
      "  imported_at TEXT NOT NULL DEFAULT (" NOW_UTC "),\n"
      "  PRIMARY KEY (stream, sha256)\n"
      ") WITHOUT ROWID;\n"},
+    {3, "rules and their checkpoints",
+     "CREATE TABLE rules (\n"
+     "  name       TEXT PRIMARY KEY NOT NULL CHECK (length(name) BETWEEN 1 AND 128),\n"
+     "  sql        TEXT NOT NULL,\n"
+     "  options    TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(options)),\n"
+     "  desired    TEXT NOT NULL DEFAULT 'running' CHECK (desired IN ('running', 'stopped')),\n"
+     "  last_error TEXT,\n"
+     "  created_at TEXT NOT NULL DEFAULT (" NOW_UTC "),\n"
+     "  updated_at TEXT NOT NULL DEFAULT (" NOW_UTC ")\n"
+     ");\n"
+     "CREATE TABLE rule_checkpoints (\n"
+     "  rule       TEXT PRIMARY KEY NOT NULL REFERENCES rules(name) ON DELETE CASCADE,\n"
+     "  epoch      INTEGER NOT NULL CHECK (epoch >= 0),\n"
+     "  offsets    TEXT NOT NULL CHECK (json_valid(offsets)),\n"
+     "  out_seq    INTEGER NOT NULL CHECK (out_seq >= 0),\n"
+     "  state      BLOB NOT NULL,\n"
+     "  updated_at TEXT NOT NULL DEFAULT (" NOW_UTC ")\n"
+     ") WITHOUT ROWID;\n"},
 };
 
 const catalog_migration *catalog__migrations(size_t *n)
