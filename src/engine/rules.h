@@ -80,4 +80,18 @@ int rules_delete(rules *rs, const char *name); /* WEIR_ENOTFOUND */
 json_t *rules_get_json(rules *rs, const char *name);
 json_t *rules_list_json(rules *rs); /* array, name order */
 
+/* Live taps on a rule's output (dashboards, /api/v1/live): cb runs on the
+ * loop thread for every row the rule emits, after its output accepted it.
+ * The row is valid only during the call. A tap on a rule that is deleted
+ * gets cb(arg, NULL) once and is then removed by the runtime (the caller
+ * must not remove it again). NULL when the rule does not exist. */
+typedef struct rules_tap rules_tap;
+rules_tap *rules_tap_add(rules *rs, const char *name, void (*cb)(void *arg, const eng_row *row),
+                         void *arg);
+void rules_tap_remove(rules_tap *t);
+
+/* Shared with the metrics exposition: calls cb for each rule. */
+void rules_foreach(rules *rs, void (*cb)(void *arg, const char *name, json_t *rule_json),
+                   void *arg);
+
 #endif
