@@ -19,6 +19,7 @@
  *     GROUP    has:u8 [states]
  *     PANES    n:u32 (start:i64 count:u32 states)* n_revs:u32 (start:i64 rev:u32)*
  *     SLIDING, COUNT  seen:u64 n:u32 (ts:i64 pass:u64 value{n_av})*
+ *              SLIDING then: has_run:u8 [run_lo:u32 states] (the running state)
  *     SESSION  n:u32 (start last id_start:i64 rev:u32 flags:u8 states)*
  *     JOIN     per side: n:u32 (ts:i64 partition:u32 offset:u64 commit:i64
  *              matched:u8 key:vals(0 or 1 STRING) fields:n:u32 (name:len:u32 bytes value)*)*
@@ -156,6 +157,14 @@ static void put_group(wr *w, const eng_rule *r, const eng_group *g)
             put_u64(w, e->pass);
             for (uint32_t k = 0; k < r->n_av; k++)
                 put_val(w, &e->av[k]);
+        }
+        if (r->mode == ENG_MODE_SLIDING) {
+            bool run = g->run && g->run_valid;
+            put_u8(w, run);
+            if (run) {
+                put_u32(w, g->run_lo - g->e_off);
+                put_states(w, r, g->run);
+            }
         }
         break;
     case ENG_MODE_SESSION:
@@ -491,6 +500,22 @@ static int get_group(rd *d, eng_rule *r)
             g->ents[i] = e;
             g->e_n = i + 1;
         }
+        if (r->mode == ENG_MODE_SLIDING) {
+            uint8_t run = get_u8(d);
+            if (run > 1)
+                return WEIR_ECORRUPT;
+            if (run) {
+                uint32_t lo = get_u32(d);
+                if (d->bad || lo > g->e_n)
+                    return WEIR_ECORRUPT;
+                if ((rc = alloc_state(r, &g->run)))
+                    return rc;
+                if ((rc = get_states(d, r, g->run)))
+                    return rc;
+                g->run_lo = lo;
+                g->run_valid = true;
+            }
+        }
         break;
     }
     case ENG_MODE_SESSION: {
@@ -513,7 +538,7 @@ static int get_group(rd *d, eng_rule *r)
             s->id_start = get_time(d);
             s->rev = get_u32(d);
             uint8_t fl = get_u8(d);
-            if (d->bad || fl > 3 || s->last < s->start || s->start <= prev_end ||
+            if (d->bad || fl > 3 || s->last < s->start || s->start < prev_end ||
                 s->last - s->start > CP_TIME_MAX)
                 return WEIR_ECORRUPT;
             s->emitted = fl & 1;

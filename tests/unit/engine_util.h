@@ -32,14 +32,14 @@ typedef struct collect {
     int n;
 } collect;
 
-static void collect_free(collect *c)
+static inline void collect_free(collect *c)
 {
     for (int i = 0; i < c->n; i++)
         free(c->lines[i]);
     c->n = 0;
 }
 
-static void fmt_time(char *b, size_t n, int64_t t)
+static inline void fmt_time(char *b, size_t n, int64_t t)
 {
     if (t % 1000000000LL == 0)
         snprintf(b, n, "%lld", (long long)(t / 1000000000LL));
@@ -47,18 +47,18 @@ static void fmt_time(char *b, size_t n, int64_t t)
         snprintf(b, n, "%lldns", (long long)t);
 }
 
-static void fmt_val(char *b, size_t n, const rec_value *v)
+static inline void fmt_val(char *b, size_t n, const rec_value *v)
 {
     switch (v->type) {
     case REC_NULL: snprintf(b, n, "null"); break;
     case REC_BOOL: snprintf(b, n, "%s", v->u.b ? "true" : "false"); break;
     case REC_INT: snprintf(b, n, "%lld", (long long)v->u.i); break;
-    case REC_DOUBLE: snprintf(b, n, "%g", v->u.d); break;
+    case REC_DOUBLE: snprintf(b, n, "%.17g", v->u.d); break;
     default: snprintf(b, n, "%.*s", (int)v->u.s.len, v->u.s.p); break;
     }
 }
 
-static int collect_emit(void *arg, const eng_row *row)
+static inline int collect_emit(void *arg, const eng_row *row)
 {
     collect *c = arg;
     char line[2048], t[64], ws[64], we[64];
@@ -86,7 +86,7 @@ static int collect_emit(void *arg, const eng_row *row)
     return WEIR_OK;
 }
 
-static bool lookup_any(void *arg, const char *stream, const char **ts_field)
+static inline bool lookup_any(void *arg, const char *stream, const char **ts_field)
 {
     (void)arg;
     *ts_field = NULL;
@@ -94,7 +94,7 @@ static bool lookup_any(void *arg, const char *stream, const char **ts_field)
 }
 
 /* Compiles text; returns the error code, the rule in *out. */
-static int compile_rule(const char *text, const eng_limits *lim, eng_rule **out, sql_error *err)
+static inline int compile_rule(const char *text, const eng_limits *lim, eng_rule **out, sql_error *err)
 {
     arena a;
     arena_init(&a, 1 << 20);
@@ -106,7 +106,7 @@ static int compile_rule(const char *text, const eng_limits *lim, eng_rule **out,
     return rc;
 }
 
-static eng_rule *must_compile(const char *text)
+static inline eng_rule *must_compile(const char *text)
 {
     eng_rule *r = NULL;
     sql_error err = {0};
@@ -120,7 +120,7 @@ static eng_rule *must_compile(const char *text)
 }
 
 /* A record from a spec, in arena a. */
-static record *mkrec(arena *a, const char *key, int64_t ts, const char *spec)
+static inline record *mkrec(arena *a, const char *key, int64_t ts, const char *spec)
 {
     record *r = arena_alloc(a, sizeof(record));
     memset(r, 0, sizeof(*r));
@@ -168,7 +168,7 @@ static record *mkrec(arena *a, const char *key, int64_t ts, const char *spec)
 }
 
 /* Pushes one record; returns the push's result. */
-static int push_in(eng_rule *r, collect *c, uint32_t input, uint32_t part, uint64_t off,
+static inline int push_in(eng_rule *r, collect *c, uint32_t input, uint32_t part, uint64_t off,
                    const char *key, int64_t ts, const char *spec)
 {
     arena a;
@@ -187,7 +187,7 @@ static int push_in(eng_rule *r, collect *c, uint32_t input, uint32_t part, uint6
 #define PUSH(r, c, off, key, ts, spec) push_in(r, c, 0, 0, off, key, ts, spec)
 
 /* Compares the collected lines with the expected ones (NULL-terminated). */
-static int check_lines(const collect *c, const char *const *want)
+static inline int check_lines(const collect *c, const char *const *want)
 {
     int n = 0;
     while (want[n])
