@@ -248,9 +248,30 @@ static int add_aggs(planner *p, const sql_node *e)
     if (!e)
         return WEIR_OK;
     if (sql_node_is_agg(e)) {
-        for (uint32_t i = 0; i < r->n_aggs; i++)
-            if (r->agg_nodes[i] == e)
+        for (uint32_t i = 0; i < r->n_refs; i++)
+            if (r->ref_nodes[i] == e)
                 return WEIR_OK;
+        if (r->n_refs == r->cap_refs) {
+            uint32_t cap = r->cap_refs ? r->cap_refs * 2 : 8;
+            const sql_node **nn = arena_alloc(&r->plan, cap * sizeof(sql_node *));
+            uint32_t *ns = arena_alloc(&r->plan, cap * sizeof(uint32_t));
+            if (!nn || !ns)
+                return pmem(p);
+            if (r->n_refs) {
+                memcpy(nn, r->ref_nodes, r->n_refs * sizeof(sql_node *));
+                memcpy(ns, r->ref_slot, r->n_refs * sizeof(uint32_t));
+            }
+            r->ref_nodes = nn;
+            r->ref_slot = ns;
+            r->cap_refs = cap;
+        }
+        r->ref_nodes[r->n_refs] = e;
+        for (uint32_t i = 0; i < r->n_aggs; i++)
+            if (sql_node_equal(r->agg_nodes[i], e)) {
+                r->ref_slot[r->n_refs++] = i;
+                return WEIR_OK;
+            }
+        r->ref_slot[r->n_refs++] = r->n_aggs;
         const sql_agg *ag = e->star ? sql_agg_find("count_star", 10)
                                     : sql_agg_find(e->name, strlen(e->name));
         if (!ag)
@@ -920,6 +941,11 @@ int eng_emit_group(eng_rule *r, const eng_group *g, const rec_value *agg_vals, i
     const char **names = arena_alloc(a, (n + 2) * sizeof(char *));
     if (!vals || !names)
         return eng_fail_mem(r);
+    rec_value *ref_vals = arena_alloc(a, (r->n_refs + 1) * sizeof(rec_value));
+    if (!ref_vals)
+        return eng_fail_mem(r);
+    for (uint32_t i = 0; i < r->n_refs; i++)
+        ref_vals[i] = agg_vals[r->ref_slot[i]];
     names[0] = "window_start";
     names[1] = "window_end";
     vals[0] = sql_int(ws);
@@ -930,9 +956,9 @@ int eng_emit_group(eng_rule *r, const eng_group *g, const rec_value *agg_vals, i
                    .group_nodes = r->group_nodes,
                    .group_vals = g->vals,
                    .n_groups = r->n_group,
-                   .agg_nodes = r->agg_nodes,
-                   .agg_vals = agg_vals,
-                   .n_aggs = r->n_aggs,
+                   .agg_nodes = r->ref_nodes,
+                   .agg_vals = ref_vals,
+                   .n_aggs = r->n_refs,
                    .col_names = names,
                    .col_vals = vals,
                    .n_cols = r->win.kind != SQL_WIN_NONE ? 2 : 0};

@@ -189,6 +189,11 @@ struct eng_rule {
     eng_agg_slot *aggs;
     const sql_node **agg_nodes;
     uint32_t n_aggs, cap_aggs;
+    /* Every aggregate call node (by pointer) and its slot: equal calls
+     * (avg(t) in the select list and in HAVING) share one slot. */
+    const sql_node **ref_nodes;
+    uint32_t *ref_slot;
+    uint32_t n_refs, cap_refs;
     uint32_t n_av; /* argument values per entry */
     size_t state_size;
     size_t pane_stride;
