@@ -171,9 +171,10 @@ int eng_rule_checkpoint(const eng_rule *r, weir_buf *out);
 /* Replaces the state with a checkpoint of the same rule text (a checksum
  * of the canonical SQL is part of it: WEIR_EINVAL if it differs,
  * WEIR_ECORRUPT for bytes it does not accept, WEIR_ETOOBIG when the state
- * would not fit the rule's limits). On any error the rule is left with
- * empty state, as freshly compiled (on WEIR_EINVAL: untouched). The format
- * is described in engine/checkpoint.c. */
+ * would not fit the rule's limits). A failed restore leaves the rule
+ * either untouched (the header or checksum is refused) or empty, as freshly
+ * compiled; never half restored. The format is described in
+ * engine/checkpoint.c. */
 int eng_rule_restore(eng_rule *r, const uint8_t *p, size_t n);
 
 /* EXPLAIN: the plan as JSON text appended to out (operators, window, keys). */

@@ -26,13 +26,14 @@
 #include "engine/rule.h"
 #include "sql/agg.h"
 #include "sql/eval.h"
+#include "sql/plan.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define ENG_STATE_ALIGN 16
-#define ENG_MAX_PARAMS 4
+#define ENG_MAX_PARAMS SQL_PLAN_MAX_PARAMS
 #define ENG_LAG_MAX 1000
 #define ENG_PANE_HDR 16 /* int64 start, uint32 count, pad: keeps states 16-aligned */
 
