@@ -786,6 +786,8 @@ int eng_rule_compile(const sql_stmt *stmt, eng_stream_lookup_fn lookup, void *lo
     r->max_state = lim && lim->max_state_bytes ? lim->max_state_bytes : DEFAULT_MAX_STATE;
     r->max_groups = lim && lim->max_groups ? lim->max_groups : DEFAULT_MAX_GROUPS;
     int rc = WEIR_OK;
+    if (stmt && stmt->kind == SQL_STMT_EXPLAIN && stmt->explained)
+        stmt = stmt->explained; /* EXPLAIN CREATE RULE ...: the rule, for eng_rule_explain */
     const sql_select *sel = stmt ? stmt->select : NULL;
     if (!stmt || !sel || (stmt->kind != SQL_STMT_CREATE_RULE && stmt->kind != SQL_STMT_SELECT)) {
         rc = pfail(&p, WEIR_EINVAL, stmt ? stmt->line : 0, stmt ? stmt->column : 0,

@@ -110,7 +110,8 @@ typedef struct eng_row {
 /* Returns WEIR_OK, or an error that the rule propagates out of push. */
 typedef int (*eng_emit_fn)(void *arg, const eng_row *row);
 
-/* Compiles a CREATE RULE statement (or a bare SELECT, for tests) already
+/* Compiles a CREATE RULE statement (or a bare SELECT, for tests; or an
+ * EXPLAIN of either, which compiles the explained statement) already
  * parsed by sql_parse. The rule copies what it needs from stmt. Options
  * (WITH before EMIT TO): lateness = '2s', max_delay = '500ms' (watermark
  * delay), max_state = '16m'. Errors: WEIR_EINVAL / WEIR_EUNSUPPORTED /

@@ -230,7 +230,7 @@ static void test_memory_limit(void **state)
 static void test_explain(void **state)
 {
     (void)state;
-    eng_rule *r = must_compile("CREATE RULE r AS SELECT key, avg(temp) AS a FROM s "
+    eng_rule *r = must_compile("EXPLAIN CREATE RULE r AS SELECT key, avg(temp) AS a FROM s "
                                "WHERE temp > 0 GROUP BY key, HOPPING(5s, 1s) HAVING avg(temp) > 1 "
                                "WITH (lateness = '2s') EMIT TO 'stream:x'");
     weir_buf b;
