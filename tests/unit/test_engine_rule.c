@@ -193,6 +193,33 @@ static void test_hopping_out_of_order_max_delay(void **state)
     eng_rule_free(r);
 }
 
+static void test_multi_key_late_first_emission(void **state)
+{
+    (void)state;
+    eng_rule *r = must_compile("CREATE RULE r AS SELECT key, zone, count(*) AS n, "
+                               "sum(v) FILTER (WHERE v > 1) AS big FROM s "
+                               "GROUP BY key, zone, TUMBLING(5s) WITH (lateness = '10s') "
+                               "EMIT TO 'x'");
+    collect c = {0};
+    PUSH(r, &c, 0, "a", S(1), "zone=1,v=1");
+    PUSH(r, &c, 1, "a", S(2), "zone=2,v=5");
+    PUSH(r, &c, 2, "a", S(7), "zone=1,v=3"); /* closes [0,5) */
+    /* Late within lateness for a group that had no row there: its first
+     * emission (revision 0), at once. */
+    PUSH(r, &c, 3, "b", S(3), "zone=1,v=2");
+    /* Late for a/1, which was emitted: revision 1. */
+    PUSH(r, &c, 4, "a", S(4), "zone=1,v=2");
+    const char *want[] = {
+        "a/1@5 [0,5): key=a zone=1 n=1 big=null",
+        "a/2@5 [0,5): key=a zone=2 n=1 big=5",
+        "b/1@5 [0,5): key=b zone=1 n=1 big=2",
+        "a/1@5 [0,5) r1: key=a zone=1 n=2 big=2",
+        NULL};
+    assert_false(check_lines(&c, want));
+    collect_free(&c);
+    eng_rule_free(r);
+}
+
 static void test_memory_limit(void **state)
 {
     (void)state;
@@ -260,6 +287,7 @@ int main(void)
         cmocka_unit_test(test_tumbling),
         cmocka_unit_test(test_hopping_late),
         cmocka_unit_test(test_hopping_out_of_order_max_delay),
+        cmocka_unit_test(test_multi_key_late_first_emission),
         cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_explain),
     };
