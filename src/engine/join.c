@@ -219,6 +219,16 @@ static int emit_pair(eng_rule *r, const eng_jrec *ja, const eng_jrec *jb, bool *
             return WEIR_OK;
     }
     *hit = true;
+    if (r->join_agg) {
+        /* The pair is one row of the aggregation, at the later event time. */
+        m.ts = jb && jb->ts > ja->ts ? jb->ts : ja->ts;
+        row.ts = m.ts;
+        uint64_t saved = r->cur_id;
+        r->cur_id = pair_id(ja, jb);
+        rc = eng_window_push_row(r, &row, &m);
+        r->cur_id = saved;
+        return rc;
+    }
     record star;
     const record *star_rec = &star;
     if (r->star_side < 0) {
@@ -258,7 +268,7 @@ int eng_join_push(eng_rule *r, const record *rec, const rec_value *pre)
     j->commit_ns = in->commit_ns;
     uint64_t h = eng_hash_vals(&kv, 1);
     bool created;
-    eng_group *g = eng_gtab_get(r, &r->groups, &kv, 1, h, &created, &rc);
+    eng_group *g = eng_gtab_get(r, &r->jgroups, &kv, 1, h, &created, &rc);
     if (!g) {
         eng_jrec_free(r, j);
         return rc;
@@ -293,18 +303,18 @@ int eng_join_push(eng_rule *r, const record *rec, const rec_value *pre)
 int eng_join_advance(eng_rule *r)
 {
     bool left_due = r->left_join && r->wm >= r->next_left_check;
-    if (!r->have_close) {
-        r->have_close = true;
-        r->next_close = r->wm;
+    if (!r->have_jsweep) {
+        r->have_jsweep = true;
+        r->join_sweep = r->wm;
     }
-    bool sweep = r->wm - r->next_close >= r->within;
+    bool sweep = r->wm - r->join_sweep >= r->within;
     if (!left_due && !sweep)
         return WEIR_OK;
     if (sweep)
-        r->next_close = r->wm;
+        r->join_sweep = r->wm;
     int64_t horizon = r->wm - r->lateness - 2 * r->within;
     r->next_left_check = INT64_MAX;
-    eng_group *g = r->groups.first;
+    eng_group *g = r->jgroups.first;
     while (g) {
         eng_group *next = g->next;
         for (int s = 0; s < 2; s++) {
@@ -333,7 +343,7 @@ int eng_join_advance(eng_rule *r)
             b->n = k;
         }
         if (g->jb[0].n == 0 && g->jb[1].n == 0)
-            eng_gtab_remove(r, &r->groups, g);
+            eng_gtab_remove(r, &r->jgroups, g);
         g = next;
     }
     /* Scan for unmatched LEFT rows at most every WITHIN/16 of event time,

@@ -520,11 +520,11 @@ static int plan_join(planner *p)
     sql_join *j = sel->join;
     r->within = j->within_ns;
     r->left_join = j->left;
-    r->mode = ENG_MODE_JOIN;
-    if (sel->n_group || r->n_aggs || sel->having)
-        return pfail(p, WEIR_EUNSUPPORTED, j->line, j->column,
-                     "aggregation over a JOIN is not supported yet: write the join into a "
-                     "stream and aggregate that");
+    r->join_agg = sel->n_group || r->n_aggs || sel->having;
+    if (r->join_agg && r->star_pos >= 0)
+        return pfail(p, WEIR_EINVAL, sel->items[r->star_pos].line,
+                     sel->items[r->star_pos].column,
+                     "* cannot be used with GROUP BY or aggregates");
     if (r->n_sf)
         return PFAIL_NODE(p, WEIR_EUNSUPPORTED, r->sf_nodes[0],
                           "state functions are not supported in a JOIN rule yet: compute them "
@@ -587,6 +587,13 @@ static int plan_join(planner *p)
         if (sel->items[i].expr->kind != SQL_N_STAR &&
             (rc = rewrite_qualified(p, sel->items[i].expr)))
             return rc;
+    /* Grouping over the pairs: the same names, rewritten in place (group
+     * nodes point into these trees or the select list's). */
+    for (uint32_t i = 0; i < sel->n_group; i++)
+        if (sel->group[i].expr && (rc = rewrite_qualified(p, sel->group[i].expr)))
+            return rc;
+    if ((rc = rewrite_qualified(p, sel->having)))
+        return rc;
     return WEIR_OK;
 }
 
@@ -715,8 +722,14 @@ static int plan(planner *p, const sql_select *src, eng_stream_lookup_fn lookup, 
     if ((rc = read_options(p, &src->options)))
         return rc;
 
-    if (sel->join)
-        return plan_join(p);
+    if (sel->join) {
+        if ((rc = plan_join(p)))
+            return rc;
+        if (!grouped) {
+            r->mode = ENG_MODE_JOIN;
+            return WEIR_OK;
+        }
+    }
 
     if (!grouped) {
         if (sel->having)
@@ -783,6 +796,7 @@ int eng_rule_compile(const sql_stmt *stmt, eng_stream_lookup_fn lookup, void *lo
     arena_init(&r->escratch, SCRATCH_MAX);
     eng_gtab_init(&r->groups);
     eng_gtab_init(&r->sf_keys);
+    eng_gtab_init(&r->jgroups);
     r->max_state = lim && lim->max_state_bytes ? lim->max_state_bytes : DEFAULT_MAX_STATE;
     r->max_groups = lim && lim->max_groups ? lim->max_groups : DEFAULT_MAX_GROUPS;
     int rc = WEIR_OK;
@@ -827,6 +841,7 @@ void eng_rule_free(eng_rule *r)
         return;
     eng_gtab_clear(r, &r->groups);
     eng_gtab_clear(r, &r->sf_keys);
+    eng_gtab_clear(r, &r->jgroups);
     arena_free(&r->plan);
     arena_free(&r->scratch);
     arena_free(&r->escratch);
@@ -1053,7 +1068,7 @@ int eng_emit_late(eng_rule *r, const record *rec)
                    .ts = rec->ts,
                    .key = rec->key_len ? rec->key : NULL,
                    .key_len = rec->key_len,
-                   .id = in ? eng_id_record(in->input, in->partition, in->offset, 0) : 0,
+                   .id = in ? eng_id_record(in->input, in->partition, in->offset, 0) : r->cur_id,
                    .late = true};
     return eng_emit_row(r, &out);
 }
@@ -1100,9 +1115,12 @@ static void clear_ctx(eng_rule *r)
 
 static int advance(eng_rule *r)
 {
-    if (r->mode == ENG_MODE_JOIN)
-        return eng_join_advance(r);
-    if (r->mode == ENG_MODE_MAP || r->mode == ENG_MODE_GROUP)
+    if (r->sel->join) {
+        int rc = eng_join_advance(r);
+        if (rc || !r->join_agg)
+            return rc;
+    }
+    if (r->mode == ENG_MODE_MAP || r->mode == ENG_MODE_GROUP || r->mode == ENG_MODE_JOIN)
         return WEIR_OK;
     return eng_window_advance(r);
 }
@@ -1120,6 +1138,7 @@ int eng_rule_push(eng_rule *r, const eng_input_rec *in, eng_emit_fn emit, void *
     r->records_in++;
     const record *rec = in->rec;
     int rc = WEIR_OK;
+    r->cur_id = eng_id_record(in->input, in->partition, in->offset, 0);
     if (rec->ts > ENG_TIME_MAX || rec->ts < -ENG_TIME_MAX) {
         rc = eng_fail(r, WEIR_EINVAL, "event time %lld is out of range", (long long)rec->ts);
         goto out;
@@ -1141,11 +1160,12 @@ int eng_rule_push(eng_rule *r, const eng_input_rec *in, eng_emit_fn emit, void *
         if ((rc = eng_sf_eval(r, rec, pre)))
             goto out;
     }
-    switch (r->mode) {
-    case ENG_MODE_MAP: rc = map_push(r, rec, pre); break;
-    case ENG_MODE_JOIN: rc = eng_join_push(r, rec, pre); break;
-    default: rc = eng_window_push(r, rec, pre); break;
-    }
+    if (r->sel->join)
+        rc = eng_join_push(r, rec, pre);
+    else if (r->mode == ENG_MODE_MAP)
+        rc = map_push(r, rec, pre);
+    else
+        rc = eng_window_push(r, rec, pre);
     if (rc == WEIR_OK || rc == WEIR_EINVAL) {
         int rc2 = advance(r);
         if (rc == WEIR_OK)
@@ -1240,7 +1260,7 @@ int eng_rule_explain(const eng_rule *r, weir_buf *out)
         json_array_append_new(ops, json_pack("{s:s,s:s,s:o}", "op", "state", "per", "record key",
                                              "functions", fs));
     }
-    if (r->mode == ENG_MODE_JOIN) {
+    if (r->sel->join) {
         json_t *j = json_pack("{s:s,s:s,s:o,s:o,s:I}", "op", "join", "type",
                               r->left_join ? "left" : "inner", "left_key", expr_json(r->jkey[0]),
                               "right_key", expr_json(r->jkey[1]), "within_ns",

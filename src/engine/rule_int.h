@@ -214,6 +214,10 @@ struct eng_rule {
     const sql_node *jextra;  /* the rest of ON, on the pair, or NULL */
     int64_t within;
     bool left_join;
+    bool join_agg;           /* the pairs feed the aggregation of `mode` */
+    eng_gtab jgroups;        /* join buffers per key */
+    bool have_jsweep;
+    int64_t join_sweep;      /* watermark at the last expiry sweep */
     int64_t next_left_check; /* min over unmatched left rows of ts + within */
 
     /* options */
@@ -238,6 +242,7 @@ struct eng_rule {
     eng_emit_fn emit;
     void *emit_arg;
     const eng_input_rec *cur;
+    uint64_t cur_id; /* identity of the row being processed (record or join pair) */
     char *errbuf;
     size_t errlen;
 };
@@ -293,6 +298,10 @@ void eng_group_free_state(eng_rule *r, eng_group *g);
 
 /* ---- window.c ---- */
 int eng_window_push(eng_rule *r, const record *rec, const rec_value *pre);
+/* The aggregation step for an already built row (a join pair's merged
+ * record); rec->ts is the row's event time, r->cur_id its identity. WHERE
+ * has been applied. */
+int eng_window_push_row(eng_rule *r, const sql_row *row, const record *rec);
 /* Closes what the watermark allows. */
 int eng_window_advance(eng_rule *r);
 int eng_agg_init_state(eng_rule *r, unsigned char *state);

@@ -199,9 +199,7 @@ static int group_push(eng_rule *r, eng_group *g, const record *rec, const rowarg
     if ((rc = add_args(r, g->state, ra->av, ra->pass, rec->ts)))
         return rc;
     arena_reset(&r->escratch);
-    const eng_input_rec *in = r->cur;
-    return emit_state(r, g, g->state, 0, 0, rec->ts,
-                      eng_id_record(in->input, in->partition, in->offset, 0), 0);
+    return emit_state(r, g, g->state, 0, 0, rec->ts, r->cur_id, 0);
 }
 
 /* ---- panes (TUMBLING, HOPPING) ------------------------------------------------ */
@@ -639,9 +637,7 @@ static int sliding_push(eng_rule *r, const record *rec, const rec_value *gv, uin
         }
         st = t;
     }
-    const eng_input_rec *in = r->cur;
-    uint64_t id = eng_id_window(ts - size, ts, g->vals, g->n_vals, 0) ^
-                  eng_id_record(in->input, in->partition, in->offset, 0);
+    uint64_t id = eng_id_window(ts - size, ts, g->vals, g->n_vals, 0) ^ r->cur_id;
     if ((rc = emit_state(r, g, st, ts - size, ts, ts, id, 0)))
         return rc;
     /* Rows no accepted record can see any more. */
@@ -864,15 +860,22 @@ int eng_window_push(eng_rule *r, const record *rec, const rec_value *pre)
 {
     sql_row row;
     eng_record_row(r, rec, r->cur->input, &row, pre);
-    arena *a = &r->scratch;
     sql_eval_error ee = {{0}};
     if (r->sel->where) {
         sql_tri t;
-        if (sql_eval_cond(r->sel->where, &row, &t, a, &ee))
+        if (sql_eval_cond(r->sel->where, &row, &t, &r->scratch, &ee))
             return eval_fail(r, &ee);
         if (t != SQL_TRUE)
             return WEIR_OK;
     }
+    return eng_window_push_row(r, &row, rec);
+}
+
+int eng_window_push_row(eng_rule *r, const sql_row *rowp, const record *rec)
+{
+    const sql_row row = *rowp;
+    arena *a = &r->scratch;
+    sql_eval_error ee = {{0}};
     rec_value *gv = arena_alloc(a, (r->n_group + 1) * sizeof(rec_value));
     if (!gv)
         return eng_fail_mem(r);

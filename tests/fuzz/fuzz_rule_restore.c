@@ -4,7 +4,7 @@
  *
  * Input: byte 0 picks one of a few fixed rules (a hopping window with
  * lateness, a session window, a sliding window, a COUNT window, state
- * functions, a LEFT JOIN) so that every part of the format is reached; the
+ * functions, a LEFT JOIN, an aggregated join) so that every part of the format is reached; the
  * rest is the checkpoint. When bit 7 of byte 0 is set the target rewrites
  * the trailing CRC-32C to match, so that mutations get past the checksum
  * and into the parser. Restore must return WEIR_OK or a documented error;
@@ -40,6 +40,8 @@ static const char *RULES[] = {
     "WHERE changes(s) EMIT TO 'x'",
     "CREATE RULE r AS SELECT a.v AS av, b.v AS bv FROM s a LEFT JOIN t b ON a.key = b.key "
     "WITHIN 2s EMIT TO 'x'",
+    "CREATE RULE r AS SELECT a.key AS k, avg(b.v) AS m FROM s a JOIN t b ON a.key = b.key "
+    "WITHIN 2s GROUP BY a.key, TUMBLING(3s) EMIT TO 'x'",
 };
 #define N_RULES (sizeof(RULES) / sizeof(RULES[0]))
 

@@ -214,6 +214,39 @@ static void test_join_left(void **state)
     eng_rule_free(r);
 }
 
+static void test_join_aggregate(void **state)
+{
+    (void)state;
+    /* Pairs: (x=1,y=10)@2, (2,10)@3, (1,20)@4, (2,20)@4. */
+    eng_rule *r = must_compile("CREATE RULE r AS SELECT a.key AS k, count(*) AS n, "
+                               "sum(b.y - a.x) AS s FROM a JOIN b ON a.key = b.key WITHIN 5s "
+                               "GROUP BY a.key, TUMBLING(10s) EMIT TO 'x'");
+    collect c = {0};
+    push_in(r, &c, 0, 0, 0, "k", S(1), "x=1");
+    push_in(r, &c, 1, 0, 0, "k", S(2), "y=10");
+    push_in(r, &c, 0, 0, 1, "k", S(3), "x=2");
+    push_in(r, &c, 1, 0, 1, "k", S(4), "y=20");
+    push_in(r, &c, 1, 0, 2, "z", S(25), "y=0"); /* closes [0,10) */
+    const char *want[] = {"k@10 [0,10): k=k n=4 s=54", NULL};
+    assert_false(check_lines(&c, want));
+    collect_free(&c);
+    eng_rule_free(r);
+
+    /* Without a window: the updated row per pair, ids per pair. */
+    r = must_compile("CREATE RULE r AS SELECT a.key AS k, count(*) AS n FROM a "
+                     "JOIN b ON a.key = b.key WITHIN 5s GROUP BY a.key EMIT TO 'x'");
+    push_in(r, &c, 0, 0, 0, "k", S(1), "x=1");
+    push_in(r, &c, 1, 0, 0, "k", S(2), "y=10");
+    push_in(r, &c, 0, 0, 1, "k", S(3), "x=2");
+    push_in(r, &c, 1, 0, 1, "k", S(4), "y=20");
+    const char *want2[] = {"k@2: k=k n=1", "k@3: k=k n=2", "k@4: k=k n=3", "k@4: k=k n=4",
+                           NULL};
+    assert_false(check_lines(&c, want2));
+    assert_true(c.ids[2] != c.ids[3]);
+    collect_free(&c);
+    eng_rule_free(r);
+}
+
 static bool lookup_t(void *arg, const char *stream, const char **ts_field)
 {
     (void)arg;
@@ -255,6 +288,7 @@ int main(void)
         cmocka_unit_test(test_join_inner),
         cmocka_unit_test(test_join_left),
         cmocka_unit_test(test_join_event_time_field),
+        cmocka_unit_test(test_join_aggregate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
