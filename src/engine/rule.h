@@ -39,7 +39,8 @@
  *   COUNT(n, step)     (group key values, the group's row number)
  *   GROUP BY, no window, and per-record rules: (input, partition, offset, 0)
  *   JOIN               both rows' (input, partition, offset); an unmatched
- *                      LEFT row: its own with a marker
+ *                      LEFT row: its own with a marker. Aggregated joins use
+ *                      the pair's identity where a record's is used above.
  *   side output        the late record's (input, partition, offset, 0)
  *
  * ## What a push evaluates, in order
