@@ -23,7 +23,7 @@
  *              SLIDING then: has_run:u8 [run_lo:u32 states] (the running state)
  *     SESSION  n:u32 (start last id_start:i64 rev:u32 flags:u8 states)*
  *   jgroup = vals(1), per side: n:u32 (ts:i64 partition:u32 offset:u64 commit:i64
- *              matched:u8 key:vals(0 or 1 STRING) fields:n:u32 (name:len:u32 bytes value)*)*
+ *              matched:u8 sf:value{n_sf} key:vals(0 or 1 STRING) fields:n:u32 (name:len:u32 bytes value)*)*
  *   sfkey  = vals, per call site: n:u32 value{n} (oldest first) has:u8 change_ts:i64
  *
  * The sql_crc is the CRC-32C of the rule's canonical SQL: a checkpoint
@@ -184,7 +184,7 @@ static void put_group(wr *w, const eng_rule *r, const eng_group *g)
     }
 }
 
-static void put_jgroup(wr *w, const eng_group *g)
+static void put_jgroup(wr *w, const eng_rule *r, const eng_group *g)
 {
     put_vals(w, g->vals, g->n_vals);
     for (int side = 0; side < 2; side++) {
@@ -196,6 +196,8 @@ static void put_jgroup(wr *w, const eng_group *g)
             put_u64(w, j->offset);
             put_i64(w, j->commit_ns);
             put_u8(w, j->matched);
+            for (uint32_t k = 0; k < r->n_sf; k++)
+                put_val(w, &j->sf[k]);
             rec_value kv = sql_text(j->rec.key, j->rec.key_len);
             put_vals(w, &kv, j->rec.key ? 1 : 0);
             put_u32(w, j->rec.n_fields);
@@ -248,7 +250,7 @@ int eng_rule_checkpoint(const eng_rule *r, weir_buf *out)
     if (r->sel->join) {
         put_u32(&w, (uint32_t)r->jgroups.n);
         for (const eng_group *g = r->jgroups.first; g; g = g->next)
-            put_jgroup(&w, g);
+            put_jgroup(&w, r, g);
     }
     if (!w.rc)
         put_u32(&w, crc32c(buf_head(out) + start, buf_used(out) - start));
@@ -596,6 +598,11 @@ static int get_jgroup(rd *d, eng_rule *r)
             uint64_t off = get_u64(d);
             int64_t commit = (int64_t)get_u64(d);
             uint8_t matched = get_u8(d);
+            rec_value *sf = arena_alloc(a, (r->n_sf + 1) * sizeof(rec_value));
+            if (!sf)
+                return WEIR_ENOMEM;
+            for (uint32_t k = 0; k < r->n_sf; k++)
+                sf[k] = get_val(d);
             rec_value *kv;
             uint32_t nk;
             if ((rc = get_vals(d, a, &kv, &nk)))
@@ -623,7 +630,7 @@ static int get_jgroup(rd *d, eng_rule *r)
             if (d->bad)
                 return WEIR_ECORRUPT;
             rec.ts = ts;
-            eng_jrec *j = eng_jrec_copy(r, &rec, &rc);
+            eng_jrec *j = eng_jrec_copy(r, &rec, sf, &rc);
             if (!j)
                 return rc;
             j->partition = part;

@@ -42,11 +42,14 @@ void eng_jrec_free(eng_rule *r, eng_jrec *j)
     free(j);
 }
 
-eng_jrec *eng_jrec_copy(eng_rule *r, const record *rec, int *rc)
+eng_jrec *eng_jrec_copy(eng_rule *r, const record *rec, const rec_value *sf, int *rc)
 {
-    size_t bytes = sizeof(eng_jrec) + rec->n_fields * sizeof(rec_field) + rec->key_len;
+    size_t bytes = sizeof(eng_jrec) + rec->n_fields * sizeof(rec_field) + rec->key_len +
+                   r->n_sf * sizeof(rec_value);
     for (uint32_t i = 0; i < rec->n_fields; i++)
         bytes += rec->fields[i].name_len + eng_val_extra(&rec->fields[i].v);
+    for (uint32_t i = 0; sf && i < r->n_sf; i++)
+        bytes += eng_val_extra(&sf[i]);
     if ((*rc = eng_state_add(r, bytes))) {
         eng_fail(r, *rc, "the rule's state would pass max_state (%zu bytes)", r->max_state);
         return NULL;
@@ -61,8 +64,11 @@ eng_jrec *eng_jrec_copy(eng_rule *r, const record *rec, int *rc)
     j->ts = rec->ts;
     j->rec.ts = rec->ts;
     j->rec.n_fields = rec->n_fields;
-    j->rec.fields = (rec_field *)(j + 1);
+    j->sf = (rec_value *)(j + 1);
+    j->rec.fields = (rec_field *)(j->sf + r->n_sf);
     char *dst = (char *)(j->rec.fields + rec->n_fields);
+    for (uint32_t i = 0; i < r->n_sf; i++)
+        j->sf[i] = sf ? eng_val_copy(&sf[i], &dst) : sql_null();
     for (uint32_t i = 0; i < rec->n_fields; i++) {
         rec_field *f = &j->rec.fields[i];
         f->name_len = rec->fields[i].name_len;
@@ -204,8 +210,16 @@ static int emit_pair(eng_rule *r, const eng_jrec *ja, const eng_jrec *jb, bool *
     int rc = merge_recs(r, &ja->rec, jb ? &jb->rec : NULL, &m, &n_qual);
     if (rc)
         return rc;
+    rec_value *pre = NULL;
+    if (r->n_sf) {
+        pre = arena_alloc(&r->scratch, r->n_sf * sizeof(rec_value));
+        if (!pre)
+            return eng_fail_mem(r);
+        for (uint32_t i = 0; i < r->n_sf; i++)
+            pre[i] = r->sf[i].side == 0 ? ja->sf[i] : jb ? jb->sf[i] : sql_null();
+    }
     sql_row row;
-    eng_record_row(r, &m, 0, &row, NULL);
+    eng_record_row(r, &m, 0, &row, pre);
     row.ts_field = NULL;
     sql_eval_error ee = {{0}};
     const sql_node *conds[2] = {jb ? r->jextra : NULL, r->sel->where};
@@ -248,7 +262,6 @@ static int emit_pair(eng_rule *r, const eng_jrec *ja, const eng_jrec *jb, bool *
 
 int eng_join_push(eng_rule *r, const record *rec, const rec_value *pre)
 {
-    (void)pre;
     const eng_input_rec *in = r->cur;
     uint32_t side = in->input;
     if (rec->ts + r->within < r->wm - r->lateness)
@@ -260,7 +273,7 @@ int eng_join_push(eng_rule *r, const record *rec, const rec_value *pre)
     if (sql_eval(r->jkey[side], &row, &kv, &r->scratch, &ee))
         return eng_fail(r, WEIR_EINVAL, "%s", ee.msg);
     int rc;
-    eng_jrec *j = eng_jrec_copy(r, rec, &rc);
+    eng_jrec *j = eng_jrec_copy(r, rec, pre, &rc);
     if (!j)
         return rc;
     j->partition = in->partition;

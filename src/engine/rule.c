@@ -314,6 +314,8 @@ static int add_aggs(planner *p, const sql_node *e)
     return WEIR_OK;
 }
 
+static unsigned sides_used(const eng_rule *r, const sql_node *e);
+
 static int add_sfs(planner *p, const sql_node *e)
 {
     eng_rule *r = p->r;
@@ -321,6 +323,10 @@ static int add_sfs(planner *p, const sql_node *e)
         return WEIR_OK;
     if (e->kind == SQL_N_CALL && sql_is_state_fn(e->name, strlen(e->name))) {
         eng_sf_site s = {.node = e, .depth = 1};
+        bool oom = false;
+        s.arg = e->n_kids ? cp_node(&r->plan, e->kids[0], &oom) : NULL;
+        if (oom)
+            return pmem(p);
         if (is_name(e->name, "changes"))
             s.kind = ENG_SF_CHANGES;
         else if (is_name(e->name, "lag"))
@@ -342,8 +348,15 @@ static int add_sfs(planner *p, const sql_node *e)
                                   "lag: n must be a constant integer from 1 to %d", ENG_LAG_MAX);
             s.depth = (uint32_t)v.u.i;
         }
-        if (s.kind == ENG_SF_LAG)
-            s.depth += 0; /* the ring holds the n previous values */
+        if (r->sel->join) {
+            unsigned used = sides_used(r, s.arg);
+            if (used != 1 && used != 2)
+                return PFAIL_NODE(p, WEIR_EINVAL, e,
+                                  "in a JOIN, %s() must read one side with qualified names "
+                                  "(such as %s(a.state))",
+                                  e->name, e->name);
+            s.side = used == 1 ? 0 : 1;
+        }
         if (r->n_sf >= 32)
             return PFAIL_NODE(p, WEIR_EUNSUPPORTED, e, "a rule has at most 32 state functions");
         r->sf[r->n_sf] = s;
@@ -525,10 +538,6 @@ static int plan_join(planner *p)
         return pfail(p, WEIR_EINVAL, sel->items[r->star_pos].line,
                      sel->items[r->star_pos].column,
                      "* cannot be used with GROUP BY or aggregates");
-    if (r->n_sf)
-        return PFAIL_NODE(p, WEIR_EUNSUPPORTED, r->sf_nodes[0],
-                          "state functions are not supported in a JOIN rule yet: compute them "
-                          "in a rule per input stream");
     /* Split ON into conjuncts; the first a.x = b.y (one side each) is the key. */
     const sql_node *stack[64];
     int top = 0;

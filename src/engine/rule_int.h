@@ -64,8 +64,10 @@ typedef enum eng_sf_kind { ENG_SF_CHANGES, ENG_SF_LAG, ENG_SF_SINCE, ENG_SF_CHAN
 
 typedef struct eng_sf_site {
     const sql_node *node;
+    const sql_node *arg; /* the argument, as written (a join rewrites node's) */
     eng_sf_kind kind;
     uint32_t depth; /* values remembered: lag's n, else 1 */
+    int side;       /* join rules: the input the argument reads; else 0 */
 } eng_sf_site;
 
 /* An owned copy of a value: the bytes of a string live in `mem` (malloc'd,
@@ -115,7 +117,9 @@ typedef struct eng_jrec {
     int64_t commit_ns;
     bool matched;
     size_t bytes;
-    record rec; /* fields and strings point into the same block */
+    rec_value *sf; /* r->n_sf state-function values (this side's sites; NULL
+                      for the other side's), in the same block */
+    record rec;    /* fields and strings point into the same block */
 } eng_jrec;
 
 typedef struct eng_jbuf {
@@ -320,7 +324,8 @@ eng_group *eng_sf_group(eng_rule *r, const record *rec, int *rc);
 int eng_join_push(eng_rule *r, const record *rec, const rec_value *pre);
 int eng_join_advance(eng_rule *r);
 void eng_jrec_free(eng_rule *r, eng_jrec *j);
-eng_jrec *eng_jrec_copy(eng_rule *r, const record *rec, int *rc);
+/* A deep copy of rec (and of the n_sf values sf, which may be NULL). */
+eng_jrec *eng_jrec_copy(eng_rule *r, const record *rec, const rec_value *sf, int *rc);
 int eng_jbuf_push(eng_rule *r, eng_jbuf *b, eng_jrec *j);
 
 #endif

@@ -38,8 +38,8 @@ static const char *RULES[] = {
     "CREATE RULE r AS SELECT key, sum(v) AS t FROM s GROUP BY key, COUNT(3) EMIT TO 'x'",
     "CREATE RULE r AS SELECT key, lag(v, 2) AS p, time_since_change(s) AS t FROM s "
     "WHERE changes(s) EMIT TO 'x'",
-    "CREATE RULE r AS SELECT a.v AS av, b.v AS bv FROM s a LEFT JOIN t b ON a.key = b.key "
-    "WITHIN 2s EMIT TO 'x'",
+    "CREATE RULE r AS SELECT a.v AS av, b.v AS bv, lag(a.v) AS p FROM s a LEFT JOIN t b "
+    "ON a.key = b.key WITHIN 2s WHERE changes(a.s) OR b.v IS NULL EMIT TO 'x'",
     "CREATE RULE r AS SELECT a.key AS k, avg(b.v) AS m FROM s a JOIN t b ON a.key = b.key "
     "WITHIN 2s GROUP BY a.key, TUMBLING(3s) EMIT TO 'x'",
 };

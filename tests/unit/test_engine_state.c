@@ -143,6 +143,42 @@ static void test_delay_by_join(void **state)
     eng_rule_free(j);
 }
 
+static void test_delay_one_join_rule(void **state)
+{
+    (void)state;
+    /* The same delays from one rule: state functions per side in a join. */
+    eng_rule *j = must_compile(
+        "CREATE RULE d AS SELECT s.key AS machine, (v.ts - s.ts) / 1000000000 AS delay_s "
+        "FROM sensor s JOIN valve v ON s.key = v.key AND v.ts >= s.ts WITHIN 5s "
+        "WHERE changes(s.state) AND changes(v.state) EMIT TO 'x'");
+    collect c = {0};
+    uint64_t off = 0;
+    for (int t = 0; t < 30; t++)
+        for (int m = 1; m <= 2; m++) {
+            const char *key = m == 1 ? "m1" : "m2";
+            char spec[32];
+            snprintf(spec, sizeof(spec), "state=%d", sensor_of(m, t));
+            assert_int_equal(push_in(j, &c, 0, 0, off, key, S(t), spec), WEIR_OK);
+            snprintf(spec, sizeof(spec), "state=%d", valve_of(m, t));
+            assert_int_equal(push_in(j, &c, 1, 0, off++, key, S(t), spec), WEIR_OK);
+        }
+    const char *want[] = {
+        "m1@5: machine=m1 delay_s=2", "m2@7: machine=m2 delay_s=3",
+        "m1@11: machine=m1 delay_s=1", "m2@15: machine=m2 delay_s=0",
+        "m1@24: machine=m1 delay_s=4", NULL};
+    assert_false(check_lines(&c, want));
+    collect_free(&c);
+    eng_rule_free(j);
+    /* An unqualified argument cannot tell its side. */
+    eng_rule *bad = NULL;
+    sql_error err;
+    assert_int_equal(compile_rule("SELECT s.key FROM sensor s JOIN valve v ON s.key = v.key "
+                                  "WITHIN 5s WHERE changes(state)",
+                                  NULL, &bad, &err),
+                     WEIR_EINVAL);
+    assert_null(bad);
+}
+
 static void test_state_fn_outside_rules(void **state)
 {
     (void)state;
@@ -284,6 +320,7 @@ int main(void)
         cmocka_unit_test(test_lag_changes),
         cmocka_unit_test(test_delay_merged_stream),
         cmocka_unit_test(test_delay_by_join),
+        cmocka_unit_test(test_delay_one_join_rule),
         cmocka_unit_test(test_state_fn_outside_rules),
         cmocka_unit_test(test_join_inner),
         cmocka_unit_test(test_join_left),
