@@ -32,8 +32,9 @@
  * window_end for window results when the row has no such columns) and
  * collected per turn; at the end of the turn each partition gets one
  * stream_append (group commit). The stream is created with a JSON
- * definition when missing. Late rows go to the derived stream
- * "<rule>.late" in the same way. Pending output is bounded by
+ * definition when missing. Late rows (whatever the target) go to the
+ * derived stream "<rule>.late" in the same way; it is created at the
+ * first late row (a catalog write on the loop, once per rule). Pending output is bounded by
  * RULES_OUT_MAX bytes per rule: above it the rule pauses reading until
  * appends are acknowledged (WEIR_EFULL from the store does the same).
  * Sinks ('mqtt:', 'webhook:') get each row with out_seq (1, 2, ... per
@@ -659,13 +660,28 @@ static double lat_p99_ms(const rule_rt *rt)
     return 0;
 }
 
+static int ensure_stream(rules *rs, const char *name, out_stream **out, char *err,
+                         size_t errlen);
+
 static int on_emit(void *arg, const eng_row *row)
 {
     rule_rt *rt = arg;
     int rc = WEIR_OK;
-    out_stream *o = row->late ? rt->late_out : rt->out;
-    if (row->late)
+    if (row->late) {
         rt->late++;
+        if (!rt->late_out) {
+            /* the first late record: create the side output */
+            char name[160], err[256];
+            snprintf(name, sizeof(name), "%s.late", rt->name);
+            if ((rc = ensure_stream(rt->rs, name, &rt->late_out, err, sizeof(err)))) {
+                static wlog_limit lim;
+                wlog_limited(&lim, WLOG_WARN, "rules", "late_output", "rule=%s error=\"%s\"",
+                             rt->name, err);
+                return WEIR_OK;
+            }
+        }
+    }
+    out_stream *o = row->late ? rt->late_out : rt->out;
     if (o) {
         if (o->skip.n || o->skip.has_zero) {
             if (idset_has(&o->skip, row->id)) {
@@ -1407,11 +1423,13 @@ static int rule_start_internal(rule_rt *rt, char *err, size_t errlen)
             goto cleanup;
         }
     }
+    /* The side output exists once a late record was seen (created then). */
     char late_name[160];
     snprintf(late_name, sizeof(late_name), "%s.late", rt->name);
-    if ((rc = ensure_stream(rs, late_name, &rt->late_out, err, errlen)))
+    if (ingest_find(rs->in, late_name) &&
+        (rc = ensure_stream(rs, late_name, &rt->late_out, err, errlen)))
         goto cleanup;
-    json_t *lo = find_offsets(outs, late_name);
+    json_t *lo = rt->late_out ? find_offsets(outs, late_name) : NULL;
     if (lo && (rc = read_back(rt->late_out, lo))) {
         snprintf(err, errlen, "cannot read back '%s': %s", late_name, weir_strerror(rc));
         goto cleanup;

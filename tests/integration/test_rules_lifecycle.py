@@ -29,6 +29,7 @@ def test_create_runs_and_writes_derived_stream(broker):
     body = create_rule(broker, SQL)
     assert body["name"] == "proj" and body["status"] == "running", body
     assert body["target"] == "stream:proj_out"
+    assert api(broker, "GET", "/api/v1/streams/proj.late")[0] == 404  # made when needed
     post_ndjson(broker, "readings", rows(50))
     out = wait_rows(broker, "proj_out", 50)
     assert [r["t"] for r in out] == list(range(50))
