@@ -145,6 +145,22 @@ def test_desired_state_survives_node_restart(broker):
     post_ndjson(broker, "readings", rows(10, start=10))
     out = wait_rows(broker, "proj_out", 20)
     assert [r["t"] for r in out] == list(range(20))
+    # the clean stop checkpointed everything: nothing was replayed
+    assert rule(broker, "proj")["metrics"]["duplicates_skipped"] == 0
+
+
+def test_streams_in_use_cannot_be_dropped(broker):
+    readings(broker)
+    create_rule(broker, SQL)
+    assert api(broker, "DELETE", "/api/v1/streams/readings")[0] == 503  # EBUSY
+    assert api(broker, "DELETE", "/api/v1/streams/proj_out")[0] == 503
+    api(broker, "POST", "/api/v1/rules/proj/stop", "")
+    assert api(broker, "DELETE", "/api/v1/streams/proj_out")[0] in (200, 204)
+    # started again, the rule recreates its derived stream
+    st, body = api(broker, "POST", "/api/v1/rules/proj/start", "")
+    assert st == 200 and body["status"] == "running", body
+    post_ndjson(broker, "readings", rows(3))
+    assert len(wait_rows(broker, "proj_out", 3)) == 3
 
 
 def test_cli(broker):
