@@ -71,7 +71,10 @@
  * owns only its catalog connection and the snapshots it writes). Control-
  * plane catalog writes (create, delete, desired state, last error, the
  * definition of a derived stream) run on the loop like stream definitions
- * do: a few per operator action, never per record.
+ * do: a few per operator action, never per record. Starting a rule also
+ * runs on the loop: it reads its checkpoint row and reads back the derived
+ * stream written after that checkpoint (at most one checkpoint interval of
+ * output, and at most RULES_SKIP_MAX ids, else the start fails).
  */
 #include "engine/rules.h"
 #include "base/buf.h"
@@ -1880,6 +1883,8 @@ static json_t *rule_json(rule_rt *rt)
                           lat_p99_ms(rt));
     if (es.watermark)
         json_object_set_new(m, "watermark", json_integer(es.watermark));
+    if (rt->emit_errors)
+        json_object_set_new(m, "sink_errors", json_integer((json_int_t)rt->emit_errors));
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:O, s:o}", "name", rt->name, "sql", rt->sql,
                           "target", rt->target, "status", state_name(rt->state), "options",
                           rt->options, "metrics", m);
