@@ -135,12 +135,21 @@ static int merge_recs(eng_rule *r, const record *ra, const record *rb, record *o
     if (!f)
         return eng_fail_mem(r);
     uint32_t n = 0;
-    for (int s = 0; s < 2; s++)
-        if (sides[s])
-            for (uint32_t i = 0; i < sides[s]->n_fields; i++)
-                if (add_field(a, &f[n++], r->aliases[s], sides[s]->fields[i].name,
-                              sides[s]->fields[i].name_len, sides[s]->fields[i].v))
-                    return eng_fail_mem(r);
+    for (int s = 0; s < 2; s++) {
+        if (!sides[s])
+            continue;
+        const char *tsf = r->ts_fields[s];
+        size_t tsl = tsf ? strlen(tsf) : 0;
+        for (uint32_t i = 0; i < sides[s]->n_fields; i++) {
+            const rec_field *x = &sides[s]->fields[i];
+            /* The stream's event-time field reads as the event time (ns). */
+            rec_value v = tsf && x->name_len == tsl && memcmp(x->name, tsf, tsl) == 0
+                              ? sql_int(sides[s]->ts)
+                              : x->v;
+            if (add_field(a, &f[n++], r->aliases[s], x->name, x->name_len, v))
+                return eng_fail_mem(r);
+        }
+    }
     *n_qual = n;
     for (int s = 0; s < 2; s++) {
         if (!sides[s])
@@ -163,8 +172,10 @@ static int merge_recs(eng_rule *r, const record *ra, const record *rb, record *o
             bool dup = false;
             for (uint32_t k = bare0; k < n && !dup; k++)
                 dup = f[k].name_len == x->name_len && memcmp(f[k].name, x->name, x->name_len) == 0;
-            if (!dup)
-                f[n++] = *x;
+            if (!dup) {
+                f[n] = *x;
+                f[n++].v = f[(s == 1 && sides[0] ? sides[0]->n_fields : 0) + i].v;
+            }
         }
     }
     memset(out, 0, sizeof(*out));

@@ -1120,6 +1120,10 @@ int eng_rule_push(eng_rule *r, const eng_input_rec *in, eng_emit_fn emit, void *
     r->records_in++;
     const record *rec = in->rec;
     int rc = WEIR_OK;
+    if (rec->ts > ENG_TIME_MAX || rec->ts < -ENG_TIME_MAX) {
+        rc = eng_fail(r, WEIR_EINVAL, "event time %lld is out of range", (long long)rec->ts);
+        goto out;
+    }
     if (!r->have_ts || rec->ts > r->max_ts) {
         r->have_ts = true;
         r->max_ts = rec->ts;
@@ -1160,6 +1164,8 @@ int eng_rule_tick(eng_rule *r, int64_t now_ns, eng_emit_fn emit, void *emit_arg,
     if (r->idle_ns <= 0 || !r->have_ts)
         return WEIR_OK;
     int64_t w = now_ns - r->idle_ns - r->max_delay;
+    if (w > ENG_TIME_MAX)
+        w = ENG_TIME_MAX;
     if (w <= r->wm)
         return WEIR_OK;
     set_ctx(r, NULL, emit, emit_arg, err, errlen);

@@ -143,7 +143,8 @@ typedef struct eng_input_rec {
  * becomes final (per-record results at once; windows whose end the
  * watermark passed). WEIR_OK, or WEIR_EINVAL with a message in err for an
  * evaluation error of this record (the rule counts it and goes on: the
- * record is skipped, state unchanged), WEIR_ETOOBIG when the state limit
+ * record is skipped, state unchanged; also for an event time beyond
+ * +-2^62 ns, about the year 2116), WEIR_ETOOBIG when the state limit
  * is reached (fatal for the rule), or an emit callback's error. */
 int eng_rule_push(eng_rule *r, const eng_input_rec *in, eng_emit_fn emit, void *emit_arg,
                   char *err, size_t errlen);

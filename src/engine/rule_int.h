@@ -33,6 +33,9 @@
 #include <stdint.h>
 
 #define ENG_STATE_ALIGN 16
+/* Event times a rule accepts: |ts| <= 2^62 ns (about year 2116), so that
+ * ts + size + lateness never overflows. */
+#define ENG_TIME_MAX (INT64_C(1) << 62)
 #define ENG_MAX_PARAMS SQL_PLAN_MAX_PARAMS
 #define ENG_LAG_MAX 1000
 #define ENG_PANE_HDR 16 /* int64 start, uint32 count, pad: keeps states 16-aligned */

@@ -111,6 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         eng_rule_stats st;
         eng_rule_get_stats(r, &st);
         int64_t base = st.watermark > 0 ? st.watermark : 1000000000;
+        if (base > (INT64_C(1) << 61))
+            base = INT64_C(1) << 61;
         rec_field f[3] = {{"v", 1, {.type = REC_INT, .u.i = 7}},
                           {"s", 1, {.type = REC_STRING, .u.s = {"on", 2}}},
                           {"key", 3, {.type = REC_STRING, .u.s = {"k", 1}}}};
