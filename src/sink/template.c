@@ -229,7 +229,8 @@ int sink_template_expand(const sink_template *t, const eng_row *row, weir_buf *o
             rc = WEIR_ETOOBIG;
     }
     size_t n = buf_used(out) - start;
-    if (rc == WEIR_OK && n == 0)
+    /* Empty, or a literal '$' brought to the front by empty values. */
+    if (rc == WEIR_OK && (n == 0 || buf_head(out)[start] == '$'))
         rc = WEIR_ETOPIC;
     if (rc == WEIR_OK && n > SINK_TOPIC_MAX)
         rc = WEIR_ETOOBIG;
@@ -237,7 +238,7 @@ int sink_template_expand(const sink_template *t, const eng_row *row, weir_buf *o
         rc = buf_append(out, "", 1);
     if (rc) {
         if (rc == WEIR_ETOPIC)
-            set_err(err, errlen, "topic template: the expanded topic is empty");
+            set_err(err, errlen, "topic template: the expanded topic is empty or starts with '$'");
         else if (rc == WEIR_ETOOBIG)
             set_err(err, errlen, "topic template: the expanded topic is longer than 65535 bytes");
         else if (rc != WEIR_ENOTFOUND)

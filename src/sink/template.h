@@ -20,8 +20,8 @@
  * the very start of the topic are percent-escaped (%2F %2B %23 %25 %XX
  * %24), as in a URL. A reference to a column the row does not have is an
  * error (WEIR_ENOTFOUND: the rule's SELECT does not produce it), as is an
- * expansion that is empty or longer than 65535 bytes (WEIR_ETOPIC /
- * WEIR_ETOOBIG).
+ * expansion that is empty, starts with a literal '$' (after empty values)
+ * or is longer than 65535 bytes (WEIR_ETOPIC / WEIR_ETOOBIG).
  */
 #ifndef WEIR_SINK_TEMPLATE_H
 #define WEIR_SINK_TEMPLATE_H

@@ -142,6 +142,9 @@ static void test_expand_escapes(void **state)
     assert_string_equal(out, "%24SYS/x");
     assert_int_equal(expand1("a{c}", vstr("$x"), out, sizeof(out)), WEIR_OK);
     assert_string_equal(out, "a$x");
+    /* A literal '$' brought to the front by an empty value (found by the
+     * fuzzer). */
+    assert_int_equal(expand1("{c}$x", vstr(""), out, sizeof(out)), WEIR_ETOPIC);
 }
 
 static void test_expand_errors(void **state)
