@@ -44,11 +44,11 @@
  * close (loop thread) never blocks: it marks the sink closing, which stops
  * the worker at its next step (an in-flight transfer is aborted by curl's
  * progress callback within about a second), and joins it on libuv's thread
- * pool; rows still queued are counted as abandoned and logged. Delivery is
- * at least once while the rule runs; rows abandoned at a stop are those the
- * runtime re-emits from its checkpoint when the rule starts again (same
- * _seq), as far as its checkpoints allow. The env must outlive the loop run
- * that completes the close.
+ * pool; rows still queued are counted as abandoned and logged. The
+ * runtime's checkpoints do not wait for webhook delivery, so of the
+ * abandoned rows only those after the last checkpoint are emitted again
+ * when the rule restarts; the others leave a gap in _seq. The env must
+ * outlive the loop run that completes the close.
  *
  * Options: queue, retries, retry_base_ms (default 100), retry_max_ms,
  * connect_timeout_ms, timeout_ms, rate, burst, headers (an object of extra
