@@ -93,13 +93,14 @@ def main():
     summary["e2e"] = by_target
     if by_target:
         rates = sorted({rate for t in by_target.values() for rate in t if rate})
-        targets = [t for t in ("weir", "nodered") if t in by_target]
+        targets = [t for t in ("weir", "nodered", "weir_fsync") if t in by_target]
         md.extend(["", "## End to end: publisher -> broker -> rule -> MQTT subscriber", "",
                    "`e2e`: readings at a paced rate, QoS 0; latency = result received minus the "
                    "send of the reading that closed its window (%s s measured after %s s warm-up, "
                    "%s s drain; one result per device per second). Missing = results that did "
                    "not arrive within the drain. weir: stream with `sync: none`, rule inside the "
-                   "node. Node-RED: Mosquitto + Node-RED with the rule as a function node "
+                   "node; weir_fsync: the same with the stream's default `sync: always` (every "
+                   "commit fsynced before the rule sees it). Node-RED: Mosquitto + Node-RED with the rule as a function node "
                    "(bench/rules/nodered/flows.json)." % (env.get("e2e_duration", "?"),
                                                          env.get("e2e_warmup", "?"),
                                                          env.get("e2e_drain", "?")), ""])

@@ -30,7 +30,8 @@
 #   RULE_COUNTS    "1 10 100"                      rules on one stream
 #   ENGINE_READINGS 2000000                        readings per engine run (/ rules, >= 200000)
 #   RUNTIME_READINGS 1000000                       stored readings per runtime run (/ rules, >= 100000)
-#   E2E_TARGETS    "weir nodered"
+#   E2E_TARGETS    "weir nodered weir_fsync" (weir_fsync: the stream syncs
+#                  every commit, as by default; rates up to 10,000 only)
 #   E2E_RATES      "1000 2000 5000 10000 20000 50000 100000"  readings/s; stops at
 #                  the first failing rate above 10000
 #   E2E_DURATION / E2E_WARMUP / E2E_DRAIN  6 / 2 / 2 seconds
@@ -46,7 +47,7 @@ PARTS=${PARTS:-"engine runtime e2e"}
 RULE_COUNTS=${RULE_COUNTS:-"1 10 100"}
 ENGINE_READINGS=${ENGINE_READINGS:-2000000}
 RUNTIME_READINGS=${RUNTIME_READINGS:-1000000}
-E2E_TARGETS=${E2E_TARGETS:-"weir nodered"}
+E2E_TARGETS=${E2E_TARGETS:-"weir nodered weir_fsync"}
 E2E_RATES=${E2E_RATES:-"1000 2000 5000 10000 20000 50000 100000"}
 E2E_DURATION=${E2E_DURATION:-6}
 E2E_WARMUP=${E2E_WARMUP:-2}
@@ -64,7 +65,7 @@ raw="$OUT_DIR/rules-raw"
 bin="$OUT_DIR/bin"
 log() { printf 'bench/rules: %s\n' "$*" >&2; }
 mkdir -p "$raw" "$bin"
-rm -f "$raw"/*.json
+rm -f "$raw"/rules.jsonl
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/weir-bench-rules.XXXXXX")
 pids=()
@@ -154,9 +155,9 @@ start_weir() { # start_weir DIR
   return 1
 }
 
-weir_rule() { # the e2e stream (from MQTT) and rule
+weir_rule() { # weir_rule SYNC: the e2e stream (from MQTT) and rule
   curl -fs -XPOST "http://127.0.0.1:$srv_http/api/v1/streams" -d \
-    '{"name":"readings","source":"mqtt:readings/+","format":"json","key":"device","timestamp":"ts","time_format":"ms","partitions":1,"sync":"none"}' >/dev/null
+    '{"name":"readings","source":"mqtt:readings/+","format":"json","key":"device","timestamp":"ts","time_format":"ms","partitions":1,"sync":"'"$1"'"}' >/dev/null
   curl -fs -XPOST "http://127.0.0.1:$srv_http/api/v1/rules" --data-binary \
     "CREATE RULE climate AS SELECT device, avg(temperature) AS t_avg FROM readings GROUP BY device, HOPPING(SIZE 5s, ADVANCE 1s) EMIT TO 'mqtt:alerts/{device}/climate'" >/dev/null
 }
@@ -222,7 +223,7 @@ e2e_ok() { # e2e_ok JSON: no loss and p99 < 5 ms
 }
 
 run_e2e() {
-  local t rate dir out
+  local t rate dir out sync
   for t in $E2E_TARGETS; do
     if [ "$t" = nodered ] && [ ! -f "$here/nodered/node_modules/node-red/red.js" ]; then
       log "installing Node-RED (npm) under bench/rules/nodered"
@@ -232,8 +233,13 @@ run_e2e() {
     for rate in $E2E_RATES; do
       dir="$work/e2e.$t.$rate"
       mkdir -p "$dir"
-      if [ "$t" = weir ]; then
-        start_weir "$dir" && weir_rule || { log "weir failed to start"; break; }
+      if [ "$t" = weir ] || [ "$t" = weir_fsync ]; then
+        # weir_fsync: the stream's default sync=always (fsync before the
+        # rule sees a record), only up to 10,000 readings/s.
+        [ "$t" = weir_fsync ] && [ "$rate" -gt 10000 ] && break
+        sync=none
+        [ "$t" = weir_fsync ] && sync=always
+        start_weir "$dir" && weir_rule "$sync" || { log "weir failed to start"; break; }
       else
         start_nodered "$dir" || { stop "$nr_pid"; stop "$srv_pid"; break; }
       fi
