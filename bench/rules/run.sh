@@ -37,6 +37,7 @@
 #   E2E_DURATION / E2E_WARMUP / E2E_DRAIN  6 / 2 / 2 seconds
 #   DEVICES        100
 #   SERVER_CPU / LOADGEN_CPU  0 / 1
+#   NICE           unset; e.g. -5 (root) on a machine shared with other work
 #   WEIR_BUILD     <repo>/build (release tree: weir and libweircore.a)
 #   OUT_DIR        <repo>/bench/out
 set -euo pipefail
@@ -57,6 +58,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
 WEIR_BUILD=${WEIR_BUILD:-$repo/build}
 OUT_DIR=${OUT_DIR:-$repo/bench/out}
+NICE=${NICE:-}
 WEIR_BIN=$WEIR_BUILD/weir
 MOSQUITTO_BIN=${MOSQUITTO_BIN:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
 PY=/usr/bin/python3
@@ -98,6 +100,12 @@ if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
   pin_loadgen=(taskset -c "$LOADGEN_CPU")
   pinning="server (weir / Mosquitto + Node-RED / engine driver) on core $SERVER_CPU, load generator on core $LOADGEN_CPU"
 fi
+if [ -n "$NICE" ]; then
+  pin_server=(nice -n "$NICE" "${pin_server[@]}")
+  pin_loadgen=(nice -n "$NICE" "${pin_loadgen[@]}")
+  pinning="$pinning, nice $NICE"
+fi
+pinning="$pinning; load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 
 freeport() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 rss_kib() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status" 2>/dev/null || echo null; }
