@@ -171,7 +171,7 @@ weir_rule() { # weir_rule SYNC: the e2e stream (from MQTT) and rule
 }
 
 start_nodered() { # start_nodered DIR: Mosquitto + Node-RED with the flow
-  local dir=$1 n=0
+  local dir=$1
   srv_mqtt=$(freeport)
   mkdir -p "$dir/nr"
   {
@@ -180,7 +180,6 @@ start_nodered() { # start_nodered DIR: Mosquitto + Node-RED with the flow
     echo "persistence false"
     echo "max_queued_messages 100000"
     echo "set_tcp_nodelay true"
-    echo "sys_interval 1"
     echo "log_dest stderr"
     echo "log_type error"
     [ "$(id -u)" -eq 0 ] && echo "user root"
@@ -188,17 +187,31 @@ start_nodered() { # start_nodered DIR: Mosquitto + Node-RED with the flow
   "${pin_server[@]}" "$MOSQUITTO_BIN" -c "$dir/mosquitto.conf" >"$dir/mosquitto.log" 2>&1 &
   srv_pid=$!
   pids+=("$srv_pid")
+  # Node-RED only once Mosquitto answers (its client retries slowly).
+  for _ in $(seq 1 50); do
+    mosquitto_sub -p "$srv_mqtt" -C 1 -W 1 -t '$SYS/broker/version' >/dev/null 2>&1 && break
+    sleep 0.1
+  done
   (cd "$here/nodered" && MQTT_PORT=$srv_mqtt NR_PORT=$(freeport) NR_USERDIR="$dir/nr" \
     exec "${pin_server[@]}" node node_modules/node-red/red.js --settings settings.js) \
     >"$dir/nodered.log" 2>&1 &
   nr_pid=$!
   pids+=("$nr_pid")
-  # Ready when Node-RED's client is connected (ours counts as one more).
-  for _ in $(seq 1 150); do
-    n=$(mosquitto_sub -p "$srv_mqtt" -C 1 -W 1 -t '$SYS/broker/clients/connected' 2>/dev/null || true)
-    [ "${n:-0}" -ge 2 ] && return 0
+  # Ready when the flow answers: two probe readings far apart in event
+  # time close a window and an alert comes back (e2e ignores the probe's).
+  # Each attempt moves further in event time so that it closes windows
+  # whatever the previous attempts left behind.
+  local sub k
+  for k in $(seq 1 30); do
     kill -0 "$nr_pid" 2>/dev/null || break
-    sleep 0.2
+    mosquitto_sub -p "$srv_mqtt" -t 'alerts/probe/#' -C 1 -W 2 >/dev/null 2>&1 &
+    sub=$!
+    sleep 0.3
+    mosquitto_pub -p "$srv_mqtt" -t readings/probe \
+      -m "{\"device\":\"probe\",\"ts\":$((k * 20000)),\"temperature\":1}" 2>/dev/null || true
+    mosquitto_pub -p "$srv_mqtt" -t readings/probe \
+      -m "{\"device\":\"probe\",\"ts\":$((k * 20000 + 9000)),\"temperature\":1}" 2>/dev/null || true
+    wait "$sub" && return 0
   done
   log "Node-RED did not connect: $(tail -n 3 "$dir/nodered.log")"
   return 1

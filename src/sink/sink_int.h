@@ -16,8 +16,9 @@
 /* Counters and the DRL histogram of one rule name. Lives in the env until
  * sink_env_free, so that metric gauges and counters never point at freed
  * memory; a sink of the same rule re-opened later reuses it. The counter
- * cells are written by one thread at a time (the loop thread, or the one
- * webhook worker of the rule) and read with relaxed atomic loads. */
+ * cells may be written by the loop thread and the rule's webhook worker
+ * (a payload that fails to encode vs. a delivery that fails), so they are
+ * incremented with relaxed atomic adds and read with relaxed loads. */
 typedef struct sink_stats {
     struct sink_stats *next;
     char *rule;
@@ -38,7 +39,7 @@ static inline uint64_t sink_load(const uint64_t *p)
 }
 static inline void sink_inc(uint64_t *p)
 {
-    __atomic_store_n(p, __atomic_load_n(p, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(p, 1, __ATOMIC_RELAXED);
 }
 
 /* The common head of every sink. */
