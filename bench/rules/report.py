@@ -39,7 +39,8 @@ def fmt(v, nd=0):
 
 def ok_run(run):
     lat = run.get("lat_ms") or {}
-    return run.get("missing") == 0 and "p99" in lat and lat["p99"] < 5.0
+    return (run.get("missing") == 0 and "p99" in lat and lat["p99"] < 5.0
+            and run.get("sent_per_s", 0) >= 0.95 * run.get("rate", 0))
 
 
 def main():
@@ -106,8 +107,14 @@ def main():
                                                          env.get("e2e_drain", "?")), ""])
         head = "| readings/s |" + "".join(" %s p50 ms | %s p99 ms | %s missing |" % (t, t, t) for t in targets)
         md.extend([head, "|---:|" + "---:|" * (3 * len(targets))])
+        slow = []
         for rate in rates:
             row = "| %s |" % fmt(rate)
+            for t in targets:
+                run = by_target[t].get(rate) or {}
+                if run.get("sent_per_s") and run["sent_per_s"] < 0.95 * rate:
+                    slow.append("%s at %s/s: the load generator sent only %s/s" % (
+                        t, fmt(rate), fmt(run["sent_per_s"])))
             for t in targets:
                 run = by_target[t].get(rate)
                 if not run:
@@ -119,11 +126,14 @@ def main():
                     "%.2f" % lat["p99"] if "p99" in lat else "–",
                     fmt(run.get("missing")), fmt(run.get("expected")))
             md.append(row)
+        if slow:
+            md.extend(["", "Rates not reached: " + "; ".join(slow) + "."])
         best, sustained = {}, {}
         for t in targets:
             passing = [rate for rate, run in by_target[t].items() if ok_run(run)]
             best[t] = max(passing) if passing else None
-            no_loss = [rate for rate, run in by_target[t].items() if run.get("missing") == 0]
+            no_loss = [rate for rate, run in by_target[t].items() if run.get("missing") == 0
+                       and run.get("sent_per_s", 0) >= 0.95 * rate]
             sustained[t] = max(no_loss) if no_loss else None
         summary["highest_ok_rate"] = best
         summary["highest_sustained_rate"] = sustained

@@ -20,7 +20,7 @@
 #            Node-RED running the same rule as a function node
 #            (nodered/flows.json). Latency = result received minus the send
 #            of the reading that closed its window; loss = results that did
-#            not arrive within the drain. A fresh broker per rate.
+#            not arrive within the drain. A fresh server per rate.
 #
 # Pinning: weir, Mosquitto + Node-RED and the engine driver on core
 # $SERVER_CPU; the load generators (e2e, runtime.py) on core $LOADGEN_CPU.
@@ -32,8 +32,8 @@
 #   RUNTIME_READINGS 1000000                       stored readings per runtime run (/ rules, >= 100000)
 #   E2E_TARGETS    "weir nodered weir_fsync" (weir_fsync: the stream syncs
 #                  every commit, as by default; rates up to 10,000 only)
-#   E2E_RATES      "1000 2000 5000 10000 20000 50000 100000"  readings/s; stops at
-#                  the first failing rate above 10000
+#   E2E_RATES      "1000 2000 5000 10000 20000 50000 100000 200000"  readings/s;
+#                  above 10000 stops at the first rate with a missing result
 #   E2E_DURATION / E2E_WARMUP / E2E_DRAIN  6 / 2 / 2 seconds
 #   DEVICES        100
 #   SERVER_CPU / LOADGEN_CPU  0 / 1
@@ -49,7 +49,7 @@ RULE_COUNTS=${RULE_COUNTS:-"1 10 100"}
 ENGINE_READINGS=${ENGINE_READINGS:-2000000}
 RUNTIME_READINGS=${RUNTIME_READINGS:-1000000}
 E2E_TARGETS=${E2E_TARGETS:-"weir nodered weir_fsync"}
-E2E_RATES=${E2E_RATES:-"1000 2000 5000 10000 20000 50000 100000"}
+E2E_RATES=${E2E_RATES:-"1000 2000 5000 10000 20000 50000 100000 200000"}
 E2E_DURATION=${E2E_DURATION:-6}
 E2E_WARMUP=${E2E_WARMUP:-2}
 E2E_DRAIN=${E2E_DRAIN:-2}
@@ -239,8 +239,8 @@ run_runtime() {
 
 # -------------------------------------------------------------------- e2e
 
-e2e_ok() { # e2e_ok JSON: no loss and p99 < 5 ms
-  $PY -c 'import json,sys; r=json.loads(sys.argv[1]); l=r.get("lat_ms") or {}; sys.exit(0 if r["missing"]==0 and l.get("p99",1e9)<5 else 1)' "$1"
+e2e_no_loss() { # e2e_no_loss JSON: every expected result arrived
+  $PY -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r.get("missing")==0 else 1)' "$1"
 }
 
 run_e2e() {
@@ -271,7 +271,9 @@ run_e2e() {
       emit "e2e" "{\"target\":\"$t\",\"run\":$out}"
       [ "$t" = nodered ] && stop "$nr_pid"
       stop "$srv_pid"
-      if [ "$rate" -gt 10000 ] && ! e2e_ok "$out"; then
+      # Above 10,000/s go on while nothing is lost (the sustained rate),
+      # whatever the latency.
+      if [ "$rate" -gt 10000 ] && ! e2e_no_loss "$out"; then
         break
       fi
     done
