@@ -5,7 +5,7 @@
 # suite's own settings are described at the top of bench/<suite>/run.sh.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-SUITES=${SUITES:-"mqtt ingest"}
+SUITES=${SUITES:-"mqtt ingest rules"}
 status=0
 for suite in $SUITES; do
   if [ ! -x "$here/$suite/run.sh" ]; then
