@@ -20,6 +20,7 @@
 #include "base/fileio.h"
 #include "base/wlog.h"
 #include "catalog/catalog.h"
+#include "http/peer_client.h"
 #include "http/routes.h"
 #include "http/server.h"
 #include "ingest/ingest.h"
@@ -176,6 +177,13 @@ static const http_route routes[] = {
     {"GET", "/api/v1/streams/{name}/groups/{group}", http_route_stream_group_get},
     {"POST", "/api/v1/streams/{name}/groups/{group}", http_route_stream_group_commit},
     {"POST", "/api/v1/query", http_route_query},
+    /* the μ-service rule-template API (route_usvc.c) */
+    {"POST", "/api/install", http_route_usvc_install},
+    {"POST", "/api/uninstall", http_route_usvc_uninstall},
+    {"POST", "/api/start", http_route_usvc_start},
+    {"POST", "/api/stop", http_route_usvc_stop},
+    {"POST", "/api/move", http_route_usvc_move},
+    {"GET", "/api/jobs", http_route_usvc_jobs},
 };
 
 /* ---- Streams: the broker's ingest hook ---------------------------------- */
@@ -562,6 +570,15 @@ static int node_start(node *n)
     n->api.node = n;
     n->api.catalog = n->catalog;
     n->api.loop = &n->loop;
+    n->api.node_name = cfg->node_name;
+    n->api.node_peers = cfg->node_peers;
+    char perr[256];
+    if (peer_list_check(cfg->node_peers, perr, sizeof(perr))) {
+        wlog_error("node", "config", "error=\"%s\"", perr);
+        return WEIR_EINVAL;
+    }
+    if (peer_client_init())
+        return WEIR_EIO;
     if (start_streams(n))
         return WEIR_EIO;
     if (start_mqtt(n) || start_http(n))
