@@ -20,6 +20,7 @@
 #include "base/fileio.h"
 #include "base/wlog.h"
 #include "catalog/catalog.h"
+#include "engine/rules.h"
 #include "http/peer_client.h"
 #include "http/routes.h"
 #include "http/server.h"
@@ -52,6 +53,7 @@ typedef struct node {
     catalog *catalog;
     stream_store *store;
     ingest *ingest;
+    rules *rules;            /* continuous rules (engine/rules.h) */
     mqtt_broker *broker;
     net_listener *mqtt_l;
     http_server *http;
@@ -177,6 +179,13 @@ static const http_route routes[] = {
     {"GET", "/api/v1/streams/{name}/groups/{group}", http_route_stream_group_get},
     {"POST", "/api/v1/streams/{name}/groups/{group}", http_route_stream_group_commit},
     {"POST", "/api/v1/query", http_route_query},
+    {"GET", "/api/v1/rules", http_route_rules_list},
+    {"POST", "/api/v1/rules", http_route_rules_create},
+    {"GET", "/api/v1/rules/{name}", http_route_rule_get},
+    {"DELETE", "/api/v1/rules/{name}", http_route_rule_delete},
+    {"POST", "/api/v1/rules/{name}/start", http_route_rule_start},
+    {"POST", "/api/v1/rules/{name}/stop", http_route_rule_stop},
+    {"POST", "/api/v1/rules/{name}/restart", http_route_rule_restart},
     /* the μ-service rule-template API (route_usvc.c) */
     {"POST", "/api/install", http_route_usvc_install},
     {"POST", "/api/uninstall", http_route_usvc_uninstall},
@@ -241,6 +250,16 @@ static int start_streams(node *n)
     }
     mqtt_broker_set_ingest(n->broker, node_ingest, n);
     n->api.ingest = n->ingest;
+    /* Rules after the streams they read. Sinks (mqtt:, webhook:): NULL
+     * until the sink plug-ins land (src/sink/); such targets then fail
+     * with "no sink for target". */
+    if ((rc = rules_new(&n->loop, n->ingest, n->catalog, NULL, &n->rules)))
+        return rc;
+    n->api.rules = n->rules;
+    if (n->metrics)
+        metrics_set_collector(n->metrics, rules_metrics_render, n->rules);
+    if ((rc = rules_load(n->rules, err, sizeof(err))))
+        wlog_error("node", "rules", "error=\"%s\"", err);
     return WEIR_OK;
 }
 
@@ -474,6 +493,8 @@ static void node_stop(node *n, const char *why)
      * writes and syncs what is pending and completes every held MQTT
      * acknowledgement and HTTP answer. Nothing appends after this. */
     http_streams_shutdown(&n->api);
+    if (n->rules)
+        rules_shutdown(n->rules); /* checkpoints; closes its readers */
     if (n->broker)
         mqtt_broker_set_ingest(n->broker, NULL, NULL);
     if (n->api.jobs) {
@@ -631,6 +652,9 @@ int node_run(const weir_config *cfg)
     uv_close((uv_handle_t *)&n.deadline, NULL);
     uv_run(&n.loop, UV_RUN_DEFAULT);
     http_server_free(n.http);
+    if (n.metrics)
+        metrics_set_collector(n.metrics, NULL, NULL);
+    rules_free(n.rules);
     ingest_free(n.ingest);
     mqtt_broker_free(n.broker);
     metrics_free(n.metrics);

@@ -30,9 +30,8 @@
  * stays stopped) and the client gets 502. The delivery guarantee across a
  * move is in docs/api.md.
  *
- * Until the rule runtime (engine/rules.c) is linked into the node, the
- * rules_* calls below are weak references: they resolve to NULL and the
- * routes answer 503, while the templates still translate (?dry_run=true).
+ * A node without the rule runtime (api->rules NULL) answers 503; the
+ * templates still translate there (?dry_run=true).
  */
 #include "base/err.h"
 #include "base/wlog.h"
@@ -48,13 +47,6 @@
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
-
-#pragma weak rules_create
-#pragma weak rules_start
-#pragma weak rules_stop
-#pragma weak rules_delete
-#pragma weak rules_get_json
-#pragma weak rules_list_json
 
 #define PEER_TIMEOUT_MS 10000
 #define FORWARDED_HEADER "X-Weir-Forwarded"
@@ -82,8 +74,7 @@ static const char *self_name(const http_api_ctx *api)
 
 static bool runtime_ready(http_api_ctx *api, http_response *w)
 {
-    if (api->rules && rules_create && rules_start && rules_stop && rules_delete &&
-        rules_get_json && rules_list_json && api->ingest)
+    if (api->rules && api->ingest)
         return true;
     respond_msg(w, 503, WEIR_EUNSUPPORTED, "the rule runtime is not available on node '%s'",
                 self_name(api));
@@ -267,7 +258,8 @@ static void move_finish(peer_job *j, http_response *w)
         if (w)
             respond_msg(w, 502, WEIR_EIO,
                         "target runtime '%s' (%s) did not answer: %s; job '%s' stays on node "
-                        "'%s' (%s)",
+                        "'%s' (%s) (after a timeout, check GET /api/jobs on the target too: it "
+                        "may have installed the job)",
                         j->runtime, j->url, j->resp.error, j->job_id, self_name(api),
                         j->was_running ? USVC_RUNNING : USVC_STOPPED);
         return;
@@ -636,18 +628,18 @@ void http_route_usvc_move(http_request *r, http_response *w, void *ctx)
         forward(api, r, w, source, url, rel, "/api/move");
         goto cleanup;
     }
-    if (!runtime_ready(api, w) || !(rj = find_job(api, w, id, rule, sizeof(rule))))
-        goto cleanup;
-    if (!strcmp(target, self_name(api))) {
-        http_respond_json(w, 200, jobinfo_of(api, rj, NULL)); /* already there */
-        goto cleanup;
-    }
-    int rc = peer_lookup(api->node_peers, target, url, sizeof(url));
-    if (rc) {
+    bool here = !strcmp(target, self_name(api));
+    if (!here && peer_lookup(api->node_peers, target, url, sizeof(url))) {
         respond_msg(w, 400, WEIR_EINVAL,
                     "unknown target_runtime '%.128s': not a configured peer of node '%s' "
                     "(node.peers)",
                     target, self_name(api));
+        goto cleanup;
+    }
+    if (!runtime_ready(api, w) || !(rj = find_job(api, w, id, rule, sizeof(rule))))
+        goto cleanup;
+    if (here) {
+        http_respond_json(w, 200, jobinfo_of(api, rj, NULL)); /* already there */
         goto cleanup;
     }
     /* The same installation (same jobId, so the same configFileName), aimed
