@@ -422,7 +422,7 @@ static void install_local(http_api_ctx *api, http_response *w, usvc_job *job, bo
         json_t *copy = json_deep_copy(def);
         if (!copy)
             goto oom;
-        rc = ingest_define(api->ingest, copy, "usvc", true, err, sizeof(err), NULL);
+        rc = ingest_define(api->ingest, copy, "api", true, err, sizeof(err), NULL);
         json_decref(copy);
         if (rc) {
             respond_msg(w, rc == WEIR_EINVAL ? 400 : 500, rc,
