@@ -26,6 +26,7 @@
 #include "http/server.h"
 #include "ingest/ingest.h"
 #include "metrics/metrics.h"
+#include "sink/sink.h"
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
 #include "net/tcp.h"
@@ -54,6 +55,8 @@ typedef struct node {
     stream_store *store;
     ingest *ingest;
     rules *rules;            /* continuous rules (engine/rules.h) */
+    sink_env *sinks;         /* their mqtt:/webhook: outputs (sink/sink.h) */
+    rules_sink_ops sink_ops; /* kept here: the runtime holds a pointer */
     mqtt_broker *broker;
     net_listener *mqtt_l;
     http_server *http;
@@ -232,6 +235,13 @@ static void node_publish(void *ctx, const char *topic, const void *payload, size
     mqtt_broker_publish(n->broker, topic, payload, len, 0, false);
 }
 
+static void sink_publish(void *ctx, const char *topic, const void *payload, size_t len, int qos,
+                         bool retain)
+{
+    node *n = ctx;
+    mqtt_broker_publish(n->broker, topic, payload, len, qos, retain);
+}
+
 static int start_streams(node *n)
 {
     char dir[4200], err[512];
@@ -250,10 +260,12 @@ static int start_streams(node *n)
     }
     mqtt_broker_set_ingest(n->broker, node_ingest, n);
     n->api.ingest = n->ingest;
-    /* Rules after the streams they read. Sinks (mqtt:, webhook:): NULL
-     * until the sink plug-ins land (src/sink/); such targets then fail
-     * with "no sink for target". */
-    if ((rc = rules_new(&n->loop, n->ingest, n->catalog, NULL, &n->rules)))
+    /* Rules after the streams they read; their mqtt: outputs publish on
+     * our broker, webhooks run on threads of their own. */
+    if ((rc = sink_env_new(&n->loop, sink_publish, n, n->metrics, &n->sinks)))
+        return rc;
+    sink_env_ops(n->sinks, &n->sink_ops);
+    if ((rc = rules_new(&n->loop, n->ingest, n->catalog, &n->sink_ops, &n->rules)))
         return rc;
     n->api.rules = n->rules;
     if (n->metrics)
@@ -655,9 +667,11 @@ int node_run(const weir_config *cfg)
     if (n.metrics)
         metrics_set_collector(n.metrics, NULL, NULL);
     rules_free(n.rules);
+    uv_run(&n.loop, UV_RUN_DEFAULT); /* completes sink closes (webhook joins) */
     ingest_free(n.ingest);
     mqtt_broker_free(n.broker);
     metrics_free(n.metrics);
+    sink_env_free(n.sinks); /* after the last metrics render */
     auth_free(n.auth);
     catalog_close(n.catalog);
     buf_free(&n.save_buf);
