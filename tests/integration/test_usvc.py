@@ -369,6 +369,21 @@ def test_forwarding_between_nodes(make_broker):
     assert st == 200 and ji["jobStatus"] == "RUNNING" and ji["runtime"] == "core", ji
     st, jobs = call(core.http_port, "GET", "/api/jobs")
     assert jobs == [ji], jobs
+    # A move asked of the edge for a job on the core is done by the core.
+    st, moved = post(edge, "/api/move", {"target_runtime": "edge", "jobInfo": ji})
+    assert st == 200, moved
+    check_jobinfo(moved, "edge", "single-filter", "RUNNING")
+    assert call(core.http_port, "GET", "/api/jobs") == (200, [])
+    assert call(edge.http_port, "GET", "/api/jobs") == (200, [moved])
+    # Moving a job to where it is changes nothing.
+    assert post(edge, "/api/move", {"target_runtime": "edge", "jobInfo": moved}) == (200, moved)
+    # And back, stopped: it stays stopped on the target.
+    st, ji = post(core, "/api/stop", moved)
+    assert st == 200 and ji["jobStatus"] == "STOPPED" and ji["runtime"] == "edge", ji
+    st, ji = post(core, "/api/move", {"target_runtime": "core", "jobInfo": ji})
+    assert st == 200, ji
+    check_jobinfo(ji, "core", "single-filter", "INSTALLED")
+    assert call(edge.http_port, "GET", "/api/jobs") == (200, [])
     st, ji = post(edge, "/api/uninstall", ji)
     assert st == 200 and ji["jobStatus"] == "UNINSTALLED", ji
     assert call(core.http_port, "GET", "/api/jobs") == (200, [])
