@@ -27,7 +27,7 @@ import urllib.request
 import paho.mqtt.client as paho
 import pytest
 
-from conftest import WAIT, free_port, wait_for, weir_only
+from conftest import WAIT, free_port, let_time_pass, wait_for, weir_only
 
 pytestmark = weir_only("the μ-service API")
 
@@ -333,6 +333,55 @@ def test_each_job_type_runs(broker):
     assert st == 200
     assert sorted(j["jobId"] for j in listed) == ["a1", "j1", "s1"]
     assert all(j["jobStatus"] == "RUNNING" for j in listed), listed
+
+
+def test_sum_and_join_results(broker):
+    """A sum over tumbling windows adds up to the readings' total whatever
+    the window boundaries were; a join pairs a pressure with a valve state
+    of the same device."""
+    need_runtime(broker)
+    out = Collector(broker.port, "out/#", "out")
+    pub = Publisher([broker.port])
+    try:
+        st, r = call(broker.http_port, "POST", "/api/v1/streams",
+                     {"name": "valves", "source": "mqtt:line/valve", "format": "json"})
+        assert st in (200, 201), r
+        st, ji = post(broker, "/api/install?start=true", installation(
+            "sum-aggregation", job_id="sum", inp="mqtt:meter/+/kwh", out="mqtt:out/sum",
+            props={"fieldName": "kwh", "windowSize": 200}))
+        assert st == 200, ji
+        st, ji = post(broker, "/api/install?start=true", installation(
+            "single-join", job_id="join", inp=["mqtt:line/pressure", "stream:valves"],
+            out="mqtt:out/join",
+            props={"joinKey": "device", "leftField": "$.p.bar", "rightField": "open",
+                   "windowSize": "5s"}))
+        assert st == 200, ji
+
+        for v in range(1, 11):
+            pub.publish("meter/m1/kwh", {"kwh": v})
+        pub.publish("line/valve", {"device": "d1", "open": True})
+        pub.publish("line/pressure", {"device": "d1", "p": {"bar": 3.5}})
+        pub.publish("line/pressure", {"device": "d2", "p": {"bar": 9.0}})  # no valve: no row
+        # Event time is arrival time: a reading after the last window's end
+        # closes it (time has to pass for that, by definition).
+        let_time_pass(0.3)
+        pub.publish("meter/m1/kwh", {"kwh": 1000})
+        rows = []
+
+        def sums_done():
+            rows.extend(out.drain())
+            return (sum(r.get("count", 0) for r in rows if "kwh_sum" in r) >= 10
+                    and any("bar" in r for r in rows))
+
+        wait_for(sums_done, timeout=15, what="the windows of the 10 readings and the join row")
+        sums = [r for r in rows if "kwh_sum" in r]
+        assert sum(r["kwh_sum"] for r in sums) == 55, sums
+        assert sum(r["count"] for r in sums) == 10, sums
+        joins = [r for r in rows if "bar" in r]
+        assert [(r["device"], r["bar"], r["open"]) for r in joins] == [("d1", 3.5, True)], rows
+    finally:
+        pub.close()
+        out.close()
 
 
 # ---------------------------------------------------------------------------
