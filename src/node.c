@@ -21,6 +21,7 @@
 #include "base/wlog.h"
 #include "catalog/catalog.h"
 #include "engine/rules.h"
+#include "http/peer_client.h"
 #include "http/routes.h"
 #include "http/server.h"
 #include "ingest/ingest.h"
@@ -188,6 +189,13 @@ static const http_route routes[] = {
     {"POST", "/api/v1/rules/{name}/start", http_route_rule_start},
     {"POST", "/api/v1/rules/{name}/stop", http_route_rule_stop},
     {"POST", "/api/v1/rules/{name}/restart", http_route_rule_restart},
+    /* the μ-service rule-template API (route_usvc.c) */
+    {"POST", "/api/install", http_route_usvc_install},
+    {"POST", "/api/uninstall", http_route_usvc_uninstall},
+    {"POST", "/api/start", http_route_usvc_start},
+    {"POST", "/api/stop", http_route_usvc_stop},
+    {"POST", "/api/move", http_route_usvc_move},
+    {"GET", "/api/jobs", http_route_usvc_jobs},
 };
 
 /* ---- Streams: the broker's ingest hook ---------------------------------- */
@@ -595,6 +603,15 @@ static int node_start(node *n)
     n->api.node = n;
     n->api.catalog = n->catalog;
     n->api.loop = &n->loop;
+    n->api.node_name = cfg->node_name;
+    n->api.node_peers = cfg->node_peers;
+    char perr[256];
+    if (peer_list_check(cfg->node_peers, perr, sizeof(perr))) {
+        wlog_error("node", "config", "error=\"%s\"", perr);
+        return WEIR_EINVAL;
+    }
+    if (peer_client_init())
+        return WEIR_EIO;
     if (start_streams(n))
         return WEIR_EIO;
     if (start_mqtt(n) || start_http(n))

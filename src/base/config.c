@@ -27,6 +27,9 @@ static const opt options[] = {
     O("node", "data_dir", OPT_STR, data_dir, "./weir-data",
       "directory for the catalog, stream segments and MQTT snapshots"),
     O("node", "log_level", OPT_STR, log_level, "info", "debug, info, warn or error"),
+    O("node", "peers", OPT_STR, node_peers, "",
+      "other weir nodes this one may forward μ-service jobs to and move rules to: "
+      "name=http://host:port, comma-separated (e.g. core=http://10.0.0.3:8080)"),
     O("mqtt", "listen", OPT_STR, mqtt_listen, "127.0.0.1:1883",
       "host:port of the MQTT/TCP listener; empty disables it"),
     O("mqtt", "max_packet_size", OPT_SIZE, mqtt_max_packet_size, "1m",

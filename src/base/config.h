@@ -34,6 +34,7 @@ typedef struct weir_config {
     char *node_name;          /* name of this node among its peers */
     char *data_dir;           /* where the catalog, logs and snapshots live */
     char *log_level;          /* debug | info | warn | error */
+    char *node_peers;         /* "name=http://host:port,..." other nodes (rule moves) */
     /* [mqtt] */
     char *mqtt_listen;        /* host:port of the MQTT/TCP listener; "" disables */
     uint64_t mqtt_max_packet_size;   /* largest packet accepted and sent */

@@ -35,6 +35,8 @@ typedef struct http_api_ctx {
     int jobs;           /* history queries running on the thread pool */
     void (*on_jobs_idle)(void *arg); /* called once jobs drops to 0 (shutdown) */
     void *idle_arg;
+    const char *node_name;  /* this node's name among its peers (config node.name) */
+    const char *node_peers; /* config node.peers: "name=url,..." */
 } http_api_ctx;
 
 /* route_health.c */
@@ -58,6 +60,15 @@ void http_route_stream_group_get(http_request *r, http_response *w, void *ctx);
 void http_route_stream_group_commit(http_request *r, http_response *w, void *ctx);
 /* route_query.c: POST /api/v1/query, a SQL history query. */
 void http_route_query(http_request *r, http_response *w, void *ctx);
+/* route_usvc.c: the μ-service rule-template API (docs/api.md, "Rule
+ * templates"): POST /api/install, /api/uninstall, /api/start, /api/stop,
+ * /api/move; GET /api/jobs. */
+void http_route_usvc_install(http_request *r, http_response *w, void *ctx);
+void http_route_usvc_uninstall(http_request *r, http_response *w, void *ctx);
+void http_route_usvc_start(http_request *r, http_response *w, void *ctx);
+void http_route_usvc_stop(http_request *r, http_response *w, void *ctx);
+void http_route_usvc_move(http_request *r, http_response *w, void *ctx);
+void http_route_usvc_jobs(http_request *r, http_response *w, void *ctx);
 /* Answers every waiting long poll; call before the stream store closes. */
 void http_streams_shutdown(http_api_ctx *api);
 
