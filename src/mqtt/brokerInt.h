@@ -154,6 +154,7 @@ struct mqtt_conn {
     void *io;
     char peer[64];
     bool loopback;
+    char tls_cn[256];     /* verified client certificate CN; "" when none */
     uint8_t state;           /* CONN_* */
     uint8_t version;         /* 0 until CONNECT */
     mqtt_session *s;         /* attached session, NULL before CONNECT */

@@ -600,6 +600,9 @@ static int handle_connect(mqtt_conn *c, const uint8_t *pkt, size_t len)
                  send_expiry);
     wlog_debug("mqtt", "connect", "client=\"%s\" peer=%s version=%u clean=%d keepalive=%u",
                s->client_id, c->peer, c->version, cp->clean_start, ka);
+    if (c->tls_cn[0])
+        wlog_info("mqtt", "connect_tls_identity", "client=\"%s\" peer=%s identity=\"%s\"",
+                  s->client_id, c->peer, c->tls_cn);
     if (present)
         session__resend(b, s);
     return WEIR_OK;
@@ -1080,6 +1083,16 @@ mqtt_conn *mqtt_conn_open(mqtt_broker *b, const mqtt_transport *t, void *io, con
     b->conns = c;
     b->n_conns++;
     return c;
+}
+
+void mqtt_conn_set_tls_identity(mqtt_conn *c, const char *cn)
+{
+    snprintf(c->tls_cn, sizeof(c->tls_cn), "%s", cn ? cn : "");
+}
+
+const char *mqtt_conn_tls_identity(const mqtt_conn *c)
+{
+    return c->tls_cn[0] ? c->tls_cn : NULL;
 }
 
 void mqtt_conn_input(mqtt_conn *c, const uint8_t *data, size_t len)
