@@ -598,26 +598,34 @@ static void on_signal(uv_signal_t *h, int signum)
     node_stop(h->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
-/* SIGHUP: certificates and keys are read again. A new SSL_CTX goes to the
- * MQTT/TLS listener for new connections (open ones keep theirs); lws
- * reloads the HTTPS vhost's certificate. A failure keeps the old ones. The
- * files are small and read on the loop. */
+/* SIGHUP: certificates and keys are read again. The files are first
+ * loaded into a complete new SSL_CTX (which checks that key and certificate
+ * match); only when that works does anything change: the new SSL_CTX goes
+ * to the MQTT/TLS listener for new connections (open ones keep theirs),
+ * and lws reloads the HTTPS vhost's certificate. The files are small and
+ * read on the loop. */
 static void on_sighup(uv_signal_t *h, int signum)
 {
     (void)signum;
     node *n = h->data;
     const weir_config *cfg = n->cfg;
+    if (!n->mqtts_l && !(n->http && cfg->http_tls)) {
+        wlog_info("node", "sighup", "note=\"no TLS listener: nothing to reload\"");
+        return;
+    }
+    net_tls_config tc = tls_config(cfg);
+    net_tls *t = NULL;
+    char err[512];
+    if (net_tls_new(&tc, &t, err, sizeof(err))) {
+        wlog_error("node", "tls_reload", "error=\"%s\" note=\"keeping the previous "
+                   "certificate\"", err);
+        return;
+    }
     if (n->mqtts_l) {
-        net_tls_config tc = tls_config(cfg);
-        net_tls *t = NULL;
-        char err[512];
-        if (net_tls_new(&tc, &t, err, sizeof(err))) {
-            wlog_error("node", "tls_reload", "listener=mqtt error=\"%s\" note=\"keeping the "
-                       "previous certificate\"", err);
-        } else {
-            net_listener_set_tls(n->mqtts_l, t);
-            wlog_info("node", "tls_reload", "listener=mqtt cert=%s", cfg->tls_cert);
-        }
+        net_listener_set_tls(n->mqtts_l, t);
+        wlog_info("node", "tls_reload", "listener=mqtt cert=%s", cfg->tls_cert);
+    } else {
+        net_tls_free(t);
     }
     if (n->http && cfg->http_tls) {
         if (http_server_reload_tls(n->http))
