@@ -424,12 +424,17 @@ def test_sighup_reloads_certificates_without_dropping_connections(make_tls, pki)
 
 
 def test_sighup_with_broken_files_keeps_the_old_certificate(make_tls, pki):
-    b = make_tls()
-    with open(b.key, "w") as f:
-        f.write("not a key\n")
+    b = make_tls({"http.tls": "true"})
+    # A new certificate with the old key: a mismatched pair.
+    with open(pki.p("server2.pem"), "rb") as f, open(b.cert, "wb") as g:
+        g.write(f.read())
     b.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "keeping the previous certificate" in b.read_log(), what="reload failure")
+    assert "event=tls_reload listener" not in b.read_log()
     assert handshake(b.tls_port, client_ctx(pki)) == "localhost"
+    r = requests.get("https://localhost:%d/healthz" % b.http_port, verify=pki.p("ca.pem"),
+                     timeout=WAIT)
+    assert r.status_code == 200
 
 
 def test_bad_tls_config_refuses_to_start(tmp_path, pki):
