@@ -449,3 +449,25 @@ def test_bad_tls_config_refuses_to_start(tmp_path, pki):
                        capture_output=True, timeout=30)
     assert r.returncode != 0
     assert re.search(rb'event=tls error="cannot load \[tls\] key .*mismatch', r.stdout + r.stderr)
+
+
+def test_cli_tools_over_https_with_client_certificate(make_tls, pki, tmp_path):
+    binary = os.environ.get("WEIR_BIN")
+    if not binary:
+        pytest.skip("WEIR_BIN not set")
+    b = make_tls({"http.tls": "true", "tls.verify_client": "require"})
+    url = "https://localhost:%d" % b.http_port
+    r = requests.post(url + "/api/v1/streams", json={"name": "cli"}, verify=pki.p("ca.pem"),
+                      cert=(pki.p("client.pem"), pki.p("client.key")), timeout=WAIT)
+    assert r.status_code in (200, 201), r.text
+    csv = tmp_path / "x.csv"
+    csv.write_text("a,b\n1,2\n3,4\n")
+    env = dict(os.environ, WEIR_URL=url, WEIR_CA_FILE=pki.p("ca.pem"))
+    r = subprocess.run([binary, "import", str(csv), "--stream", "cli"], env=env,
+                       capture_output=True, timeout=60)
+    assert r.returncode != 0  # no client certificate
+    env.update(WEIR_CLIENT_CERT=pki.p("client.pem"), WEIR_CLIENT_KEY=pki.p("client.key"))
+    r = subprocess.run([binary, "import", str(csv), "--stream", "cli"], env=env,
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1])["accepted"] == 2
