@@ -133,8 +133,10 @@ static const net_handler mqtt_tcp_handler = {
 static void mqtt_on_secure(void *user, net_conn *c)
 {
     const char *cn = net_conn_tls_cn(c);
-    if (cn)
-        mqtt_conn_set_tls_identity(user, cn);
+    /* Without its identity the connection must not go on (it would be
+     * treated as one without a certificate). */
+    if (cn && mqtt_conn_set_cert_identity(user, cn))
+        net_conn_close(c);
 }
 
 static net_tls_config tls_config(const weir_config *cfg)
@@ -187,8 +189,8 @@ static void *ws_on_open(void *ctx, http_ws *ws)
     const char *peer = http_ws_peer(ws);
     mqtt_conn *mc = mqtt_conn_open(n->broker, &ws_transport, ws, peer, peer_is_loopback(peer));
     char cn[256];
-    if (mc && http_ws_tls_cn(ws, cn, sizeof(cn)))
-        mqtt_conn_set_tls_identity(mc, cn);
+    if (mc && http_ws_tls_cn(ws, cn, sizeof(cn)) && mqtt_conn_set_cert_identity(mc, cn))
+        http_ws_close(ws);
     return mc;
 }
 

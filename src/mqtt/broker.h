@@ -131,15 +131,11 @@ void mqtt_broker_free(mqtt_broker *b);
 mqtt_conn *mqtt_conn_open(mqtt_broker *b, const mqtt_transport *t, void *io, const char *peer,
                           bool loopback);
 
-/* TLS client-certificate identity. A transport that verified a client
- * certificate (MQTT over TLS in net/tls.c, WSS in http/server.c) calls this
- * with the certificate's subject CN after mqtt_conn_open and before the
- * first mqtt_conn_input, so the CONNECT path can use it as the identity
- * (auth: the authenticated user when the CONNECT has no user name, or a
- * check that both agree). The string is copied (up to 255 bytes); NULL or
- * "" clears it. mqtt_conn_tls_identity returns it, or NULL when none. */
-void mqtt_conn_set_tls_identity(mqtt_conn *c, const char *cn);
-const char *mqtt_conn_tls_identity(const mqtt_conn *c);
+/* For a TLS transport: the client presented a certificate that the TLS
+ * layer verified; cn (copied) is the identity it names. Call after
+ * mqtt_conn_open and before the first input. The CONNECT is then
+ * authenticated as that user without a password (see auth_authenticate). */
+int mqtt_conn_set_cert_identity(mqtt_conn *c, const char *cn);
 
 /* Bytes read from the connection, in order. */
 void mqtt_conn_input(mqtt_conn *c, const uint8_t *data, size_t len);

@@ -154,7 +154,6 @@ struct mqtt_conn {
     void *io;
     char peer[64];
     bool loopback;
-    char tls_cn[256];     /* verified client certificate CN; "" when none */
     uint8_t state;           /* CONN_* */
     uint8_t version;         /* 0 until CONNECT */
     mqtt_session *s;         /* attached session, NULL before CONNECT */
@@ -177,6 +176,7 @@ struct mqtt_conn {
     uint16_t alias_out_cap, alias_out_used;
     uint64_t msgs_in, msgs_out;
     mqtt_pending_ack *acks_head, *acks_tail; /* acknowledgements in order */
+    char *cert_identity;     /* CN of a verified client certificate, or NULL */
     struct mqtt_conn *prev, *next; /* broker connection list */
 };
 
