@@ -27,7 +27,7 @@
  * when it chains to a certificate of the `ca` file and is within its dates.
  * The subject CN of a verified client certificate is the connection's
  * identity (net_tls_session_peer_cn), which node.c hands to the broker with
- * mqtt_conn_set_tls_identity.
+ * mqtt_conn_set_cert_identity.
  */
 #ifndef WEIR_NET_TLS_H
 #define WEIR_NET_TLS_H
