@@ -161,7 +161,7 @@ static const char *const http__method_names[] = {
 };
 #define HTTP_N_METHODS (sizeof(http__method_names) / sizeof(http__method_names[0]))
 
-static wlog_limit http__lim_accept, http__lim_lws, http__lim_bug;
+static wlog_limit http__lim_accept, http__lim_lws, http__lim_bug, http__lim_cert;
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
@@ -1043,8 +1043,15 @@ static int http__lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void 
     /* lws turns our return into the verify verdict (0 = accept): give it
      * OpenSSL's own (len is preverify_ok), so untrusted or expired client
      * certificates fail the handshake. */
-    if (reason == LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION)
+    if (reason == LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION) {
+        if (!len && user) {
+            X509_STORE_CTX *xs = user;
+            wlog_limited(&http__lim_cert, WLOG_WARN, "http", "client_cert_refused",
+                         "depth=%d error=\"%s\"", X509_STORE_CTX_get_error_depth(xs),
+                         X509_verify_cert_error_string(X509_STORE_CTX_get_error(xs)));
+        }
         return len ? 0 : 1;
+    }
     if ((size_t)reason >= sizeof(http__reasons) / sizeof(http__reasons[0]) ||
         !http__reasons[reason])
         return lws_callback_http_dummy(wsi, reason, user, in, len);

@@ -339,6 +339,8 @@ def test_untrusted_and_expired_client_certificates_rejected(make_tls, pki, cert,
     with pytest.raises(requests.exceptions.RequestException):
         requests.get("https://127.0.0.1:%d/healthz" % b.http_port, verify=pki.p("ca.pem"),
                      cert=(pki.p(cert + ".pem"), pki.p(cert + ".key")), timeout=WAIT)
+    wait_for(lambda: re.search(r'mod=http event=client_cert_refused .*%s' % why, b.read_log()),
+             what="the HTTPS refusal in the log")
     # The valid certificate still works on both.
     assert handshake(b.tls_port, client_ctx(pki, cert="client")) == "localhost"
 
