@@ -258,7 +258,10 @@ static int start_streams(node *n)
     snprintf(dir, sizeof(dir), "%s/streams", n->cfg->data_dir);
     int rc = stream_store_open_key(dir, &n->loop, n->key, &n->store);
     if (rc) {
-        wlog_error("node", "streams", "error=\"%s\" dir=%s", weir_strerror(rc), dir);
+        wlog_error("node", "streams", "error=\"%s\" dir=%s",
+                   rc == WEIR_EAUTH ? "encryption key missing or wrong (see above)"
+                                    : weir_strerror(rc),
+                   dir);
         return rc;
     }
     if ((rc = ingest_new(n->store, n->catalog, node_publish, n, &n->ingest)))
