@@ -280,6 +280,7 @@ def test_paho_over_tls_round_trip(make_tls, pki):
         c.disconnect()
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
 def test_tls_1_1_refused(make_tls, pki):
     b = make_tls({"http.tls": "true"})
     for port in (b.tls_port, b.http_port):
