@@ -60,6 +60,9 @@ static const opt options[] = {
       "subscriptions per session; more are refused with 'quota exceeded'"),
     O("mqtt", "retain_available", OPT_BOOL, mqtt_retain_available, "true",
       "whether retained messages are supported"),
+    O("mqtt", "tls_listen", OPT_STR, mqtt_tls_listen, "127.0.0.1:8883",
+      "host:port of the MQTT over TLS listener, started when [tls] cert is set; empty "
+      "disables it"),
     O("mqtt", "deny", OPT_STR, mqtt_deny, "",
       "comma-separated topic filters nobody may publish or subscribe to"),
     O("mqtt", "autosave_interval", OPT_DURATION, mqtt_autosave_ms, "30s",
@@ -71,6 +74,22 @@ static const opt options[] = {
       "host:port of the HTTP listener (API, dashboard, MQTT over WebSocket at /mqtt); empty "
       "disables it"),
     O("http", "max_body", OPT_SIZE, http_max_body, "16m", "largest HTTP request body"),
+    O("http", "tls", OPT_BOOL, http_tls, "false",
+      "serve HTTPS (and WSS at /mqtt) instead of HTTP on http.listen, with the [tls] "
+      "certificate"),
+    O("tls", "cert", OPT_STR, tls_cert, "",
+      "PEM certificate chain (leaf first) for MQTT over TLS and HTTPS; empty disables TLS; "
+      "reloaded on SIGHUP"),
+    O("tls", "key", OPT_STR, tls_key, "", "PEM private key of the certificate"),
+    O("tls", "ca", OPT_STR, tls_ca, "",
+      "PEM CA bundle that client certificates must chain to (needed for verify_client)"),
+    O("tls", "min_version", OPT_STR, tls_min_version, "1.2", "oldest TLS version: 1.2 or 1.3"),
+    O("tls", "verify_client", OPT_STR, tls_verify_client, "none",
+      "client certificates: none, optional (verified when presented; CN = identity) or "
+      "require"),
+    O("storage", "encryption_key_file", OPT_STR, storage_encryption_key_file, "",
+      "file with the 32-byte key that encrypts stream segments and the MQTT snapshot at "
+      "rest (`weir keygen FILE`); empty = no encryption"),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -54,6 +54,17 @@ typedef struct weir_config {
     /* [http] */
     char *http_listen;        /* host:port of the HTTP listener; "" disables */
     uint64_t http_max_body;   /* largest request body */
+    bool http_tls;            /* serve HTTPS and WSS on http.listen with [tls] */
+    /* [mqtt] over TLS */
+    char *mqtt_tls_listen;    /* host:port of the MQTT/TLS listener; used when [tls] cert is set */
+    /* [tls] */
+    char *tls_cert;           /* PEM certificate chain; "" disables TLS */
+    char *tls_key;            /* PEM private key */
+    char *tls_ca;             /* PEM CA bundle that signs client certificates */
+    char *tls_min_version;    /* 1.2 | 1.3 */
+    char *tls_verify_client;  /* none | optional | require */
+    /* [storage] */
+    char *storage_encryption_key_file; /* 32-byte key; "" = no encryption at rest */
     config_object_kv *objects; /* owned list of object-section keys, file order */
     config_object_kv **objects_tail;
 } weir_config;

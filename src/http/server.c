@@ -50,6 +50,7 @@
 #include "http/status.h"
 
 #include <libwebsockets.h>
+#include <openssl/ssl.h>
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -160,7 +161,7 @@ static const char *const http__method_names[] = {
 };
 #define HTTP_N_METHODS (sizeof(http__method_names) / sizeof(http__method_names[0]))
 
-static wlog_limit http__lim_accept, http__lim_lws, http__lim_bug;
+static wlog_limit http__lim_accept, http__lim_lws, http__lim_bug, http__lim_cert;
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
@@ -833,6 +834,36 @@ const char *http_ws_peer(http_ws *ws)
     return http__conn_peer(ws->conn);
 }
 
+static const char *http__tls_cn(http_conn *c, char *buf, size_t len)
+{
+    if (!c->srv->cfg.tls_cert || !*c->srv->cfg.tls_cert || !c->wsi || len < 2)
+        return NULL;
+    size_t cap = len - 1 < 255 ? len - 1 : 255;
+    union lws_tls_cert_info_results *ir =
+        calloc(1, sizeof(*ir) + 256); /* buf[] of the union is a flexible tail */
+    if (!ir)
+        return NULL;
+    const char *out = NULL;
+    if (!lws_tls_peer_cert_info(c->wsi, LWS_TLS_CERT_INFO_COMMON_NAME, ir, cap) &&
+        ir->ns.len > 0 && (size_t)ir->ns.len <= cap) {
+        memcpy(buf, ir->ns.name, (size_t)ir->ns.len);
+        buf[ir->ns.len] = '\0';
+        out = buf;
+    }
+    free(ir);
+    return out;
+}
+
+const char *http_ws_tls_cn(http_ws *ws, char *buf, size_t len)
+{
+    return http__tls_cn(ws->conn, buf, len);
+}
+
+const char *http_req_tls_cn(const http_request *r, char *buf, size_t len)
+{
+    return http__tls_cn(r->conn, buf, len);
+}
+
 static const http_ws_endpoint *http__find_endpoint(const http_server *s, const char *path)
 {
     for (size_t i = 0; i < s->n_eps; i++)
@@ -1008,6 +1039,18 @@ static int http__lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void 
         if (c)
             http__conn_free(c);
         return 0;
+    }
+    /* lws turns our return into the verify verdict (0 = accept): give it
+     * OpenSSL's own (len is preverify_ok), so untrusted or expired client
+     * certificates fail the handshake. */
+    if (reason == LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION) {
+        if (!len && user) {
+            X509_STORE_CTX *xs = user;
+            wlog_limited(&http__lim_cert, WLOG_WARN, "http", "client_cert_refused",
+                         "depth=%d error=\"%s\"", X509_STORE_CTX_get_error_depth(xs),
+                         X509_verify_cert_error_string(X509_STORE_CTX_get_error(xs)));
+        }
+        return len ? 0 : 1;
     }
     if ((size_t)reason >= sizeof(http__reasons) / sizeof(http__reasons[0]) ||
         !http__reasons[reason])
@@ -1191,10 +1234,9 @@ static uv_handle_t **http__loop_handles(uv_loop_t *loop, size_t *n)
 }
 
 /* Creates the lws context on the foreign loop and notes the handles it added
- * (see the teardown notes at the top). TLS goes here later: the vhost gets
- * ssl_cert_filepath / ssl_private_key_filepath and
- * LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT, and lws_adopt_socket_vhost already
- * allows TLS on adopted sockets of a TLS vhost. */
+ * (see the teardown notes at the top). With TLS the vhost gets the
+ * certificate files and options, and lws_adopt_socket_vhost then runs a TLS
+ * handshake on every adopted socket. */
 static int http__create_lws(http_server *s)
 {
     void *loops[1] = {s->loop};
@@ -1212,6 +1254,24 @@ static int http__create_lws(http_server *s)
      * bearer tokens; past the limit lws drops the connection without an
      * answer (logging "Ran out of header data space"). */
     info.max_http_header_data = 8192;
+    if (s->cfg.tls_cert && *s->cfg.tls_cert) {
+        const char *vc = s->cfg.tls_verify_client;
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = s->cfg.tls_cert;
+        info.ssl_private_key_filepath = s->cfg.tls_key;
+        if (s->cfg.tls_ca && *s->cfg.tls_ca)
+            info.ssl_ca_filepath = s->cfg.tls_ca;
+        if (vc && !strcmp(vc, "require"))
+            info.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+        else if (vc && !strcmp(vc, "optional"))
+            info.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT |
+                            LWS_SERVER_OPTION_PEER_CERT_NOT_REQUIRED;
+        info.ssl_cipher_list = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL";
+        info.ssl_options_set = (long)(SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 | SSL_OP_NO_RENEGOTIATION |
+                                      SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+        if (s->cfg.tls_min_version && !strcmp(s->cfg.tls_min_version, "1.3"))
+            info.ssl_options_set |= (long)SSL_OP_NO_TLSv1_2;
+    }
 
     size_t n_before = 0, n_after = 0;
     uv_handle_t **before = http__loop_handles(s->loop, &n_before);
@@ -1301,6 +1361,15 @@ fail_fd:
 fail_memory:
     http__free_memory(s);
     return NULL;
+}
+
+int http_server_reload_tls(http_server *s)
+{
+    if (!s || !s->lws || !s->cfg.tls_cert || !*s->cfg.tls_cert)
+        return WEIR_EINVAL;
+    if (lws_tls_cert_updated(s->lws, s->cfg.tls_cert, s->cfg.tls_key, NULL, 0, NULL, 0))
+        return WEIR_EIO;
+    return WEIR_OK;
 }
 
 int http_server_port(const http_server *s)

@@ -44,8 +44,16 @@
  * closing), then the caller runs the loop until it is idle, then
  * http_server_free. After that, uv_loop_close on the loop returns 0.
  *
- * TLS will come through the same door: the vhost gets the certificate and
- * accepted sockets are adopted with TLS allowed (see http__create_lws).
+ * TLS: with tls_cert set the vhost is a TLS vhost (lws's OpenSSL backend)
+ * and every adopted socket is TLS (HTTPS, and WSS for the WebSocket
+ * endpoints); the policy is the one of net/tls.h (TLS 1.2+, ECDHE AEAD
+ * suites for 1.2). Client certificates are verified by OpenSSL against
+ * tls_ca; lws would accept any certificate unless its verify callback says
+ * no, so http__lws_cb answers LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_-
+ * VERIFICATION with OpenSSL's verdict. http_server_reload_tls loads the
+ * certificate and key files again into the vhost's SSL_CTX
+ * (lws_tls_cert_updated): new handshakes use them, established connections
+ * are not touched. The CA file is not reloaded (a restart is needed).
  */
 #ifndef WEIR_HTTP_SERVER_H
 #define WEIR_HTTP_SERVER_H
@@ -172,6 +180,11 @@ void http_ws_close(http_ws *ws);
 /* "ip:port" of the client. */
 const char *http_ws_peer(http_ws *ws);
 
+/* The subject CN of the client certificate verified by the TLS handshake,
+ * copied into buf, or NULL (no TLS, no certificate, or it does not fit). */
+const char *http_ws_tls_cn(http_ws *ws, char *buf, size_t len);
+const char *http_req_tls_cn(const http_request *r, char *buf, size_t len);
+
 /* ------------------------------------------------------------------------ */
 /* Server                                                                   */
 /* ------------------------------------------------------------------------ */
@@ -181,6 +194,13 @@ typedef struct http_config {
     int port;             /* 0 lets the kernel choose; see http_server_port */
     size_t max_body;      /* largest request body accepted; 0 means 1 MiB */
     size_t max_ws_outbuf; /* bound of each WebSocket out buffer; 0 means 1 MiB */
+    /* TLS (HTTPS and WSS): off when tls_cert is NULL or "". The strings
+     * must outlive the server (they are read again on reload). */
+    const char *tls_cert;          /* PEM chain */
+    const char *tls_key;           /* PEM private key */
+    const char *tls_ca;            /* PEM CA for client certificates, or NULL */
+    const char *tls_min_version;   /* "1.2" (default) or "1.3" */
+    const char *tls_verify_client; /* "none" (default), "optional", "require" */
 } http_config;
 
 /* Starts listening. routes, eps and the strings in cfg must outlive the
@@ -194,6 +214,11 @@ http_server *http_server_start(uv_loop_t *loop, const http_config *cfg, const ht
 
 /* The port actually bound (useful with port 0). */
 int http_server_port(const http_server *s);
+
+/* Reloads the TLS certificate and key from their files for new
+ * connections. WEIR_OK, WEIR_EINVAL when TLS is off, WEIR_EIO when lws
+ * could not load them (the old ones stay in use). */
+int http_server_reload_tls(http_server *s);
 
 /* Stops accepting, calls on_close for every open WebSocket, closes all
  * connections and starts destroying the lws context. Must not be called from

@@ -131,6 +131,12 @@ void mqtt_broker_free(mqtt_broker *b);
 mqtt_conn *mqtt_conn_open(mqtt_broker *b, const mqtt_transport *t, void *io, const char *peer,
                           bool loopback);
 
+/* For a TLS transport: the client presented a certificate that the TLS
+ * layer verified; cn (copied) is the identity it names. Call after
+ * mqtt_conn_open and before the first input. The CONNECT is then
+ * authenticated as that user without a password (see auth_authenticate). */
+int mqtt_conn_set_cert_identity(mqtt_conn *c, const char *cn);
+
 /* Bytes read from the connection, in order. */
 void mqtt_conn_input(mqtt_conn *c, const uint8_t *data, size_t len);
 
