@@ -46,7 +46,9 @@
  * ## What a push evaluates, in order
  *
  * State functions (changes, lag, time_since_change, changed_at: per record
- * key, on every record in push order), then WHERE, then the mode's work.
+ * key, on every record in push order; in a join, the calls reading the
+ * record's side), then WHERE, then the mode's work (a join: WHERE on each
+ * pair).
  * A record that fails to evaluate is skipped (WEIR_EINVAL, counted in
  * errors); state functions have already taken it by then.
  *
