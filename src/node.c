@@ -176,6 +176,11 @@ static const http_route routes[] = {
     {"GET", "/api/v1/streams/{name}/groups/{group}", http_route_stream_group_get},
     {"POST", "/api/v1/streams/{name}/groups/{group}", http_route_stream_group_commit},
     {"POST", "/api/v1/query", http_route_query},
+    {"GET", "/api/v1/overview", http_route_overview},
+    {"GET", "/api/v1/clients", http_route_clients},
+    /* The dashboard (docs/dashboard.md): keep these last. */
+    {"GET", "/", http_route_static_index},
+    {"GET", "/assets/{file}", http_route_static_asset},
 };
 
 /* ---- Streams: the broker's ingest hook ---------------------------------- */
@@ -562,6 +567,7 @@ static int node_start(node *n)
     n->api.node = n;
     n->api.catalog = n->catalog;
     n->api.loop = &n->loop;
+    n->api.broker = n->broker;
     if (start_streams(n))
         return WEIR_EIO;
     if (start_mqtt(n) || start_http(n))

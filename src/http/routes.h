@@ -17,6 +17,7 @@
 #include "http/server.h"
 #include "ingest/ingest.h"
 #include "metrics/metrics.h"
+#include "mqtt/broker.h"
 
 #include <uv.h>
 
@@ -33,6 +34,7 @@ typedef struct http_api_ctx {
     int jobs;           /* history queries running on the thread pool */
     void (*on_jobs_idle)(void *arg); /* called once jobs drops to 0 (shutdown) */
     void *idle_arg;
+    mqtt_broker *broker; /* for GET /api/v1/clients and the overview; NULL answers 503 */
 } http_api_ctx;
 
 /* route_health.c */
@@ -56,6 +58,13 @@ void http_route_stream_group_get(http_request *r, http_response *w, void *ctx);
 void http_route_stream_group_commit(http_request *r, http_response *w, void *ctx);
 /* route_query.c: POST /api/v1/query, a SQL history query. */
 void http_route_query(http_request *r, http_response *w, void *ctx);
+/* route_static.c: the embedded dashboard (index.html at /, the rest at /assets/{file}). */
+void http_route_static_index(http_request *r, http_response *w, void *ctx);
+void http_route_static_asset(http_request *r, http_response *w, void *ctx);
+/* route_clients.c: GET /api/v1/clients, the connected MQTT clients. */
+void http_route_clients(http_request *r, http_response *w, void *ctx);
+/* route_overview.c: GET /api/v1/overview, the dashboard's node summary. */
+void http_route_overview(http_request *r, http_response *w, void *ctx);
 /* Answers every waiting long poll; call before the stream store closes. */
 void http_streams_shutdown(http_api_ctx *api);
 
