@@ -33,6 +33,8 @@ typedef struct http_api_ctx {
     int jobs;           /* history queries running on the thread pool */
     void (*on_jobs_idle)(void *arg); /* called once jobs drops to 0 (shutdown) */
     void *idle_arg;
+    struct live *live;  /* live feeds (http/live.h); NULL answers 503 */
+    struct probe_results *probe_results; /* latest `weir probe` results (route_probe.c) */
 } http_api_ctx;
 
 /* route_health.c */
@@ -56,6 +58,12 @@ void http_route_stream_group_get(http_request *r, http_response *w, void *ctx);
 void http_route_stream_group_commit(http_request *r, http_response *w, void *ctx);
 /* route_query.c: POST /api/v1/query, a SQL history query. */
 void http_route_query(http_request *r, http_response *w, void *ctx);
+/* route_probe.c: the latest results of `weir probe` (memory + catalog kv). */
+typedef struct probe_results probe_results;
+probe_results *probe_results_new(catalog *cat);
+void probe_results_free(probe_results *pr);
+void http_route_probe_results_post(http_request *r, http_response *w, void *ctx);
+void http_route_probe_results_get(http_request *r, http_response *w, void *ctx);
 /* Answers every waiting long poll; call before the stream store closes. */
 void http_streams_shutdown(http_api_ctx *api);
 
