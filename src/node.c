@@ -20,6 +20,7 @@
 #include "base/fileio.h"
 #include "base/wlog.h"
 #include "catalog/catalog.h"
+#include "http/live.h"
 #include "http/routes.h"
 #include "http/server.h"
 #include "ingest/ingest.h"
@@ -160,6 +161,8 @@ static void *ws_on_open(void *ctx, http_ws *ws)
 static const http_ws_endpoint ws_endpoints[] = {
     {.path = "/mqtt", .subprotocol = "mqtt", .on_open = ws_on_open, .on_data = mqtt_on_data,
      .on_drain = mqtt_on_drain, .on_close = mqtt_on_close},
+    {.path = "/api/v1/live", .on_open = live_ws_open, .on_data = live_ws_data,
+     .on_drain = live_ws_drain, .on_close = live_ws_close, .text = 1},
 };
 
 static const http_route routes[] = {
@@ -176,6 +179,9 @@ static const http_route routes[] = {
     {"GET", "/api/v1/streams/{name}/groups/{group}", http_route_stream_group_get},
     {"POST", "/api/v1/streams/{name}/groups/{group}", http_route_stream_group_commit},
     {"POST", "/api/v1/query", http_route_query},
+    {"GET", "/api/v1/live", http_route_live},
+    {"GET", "/api/v1/probe/results", http_route_probe_results_get},
+    {"POST", "/api/v1/probe/results", http_route_probe_results_post},
     {"GET", "/api/v1/overview", http_route_overview},
     {"GET", "/api/v1/clients", http_route_clients},
     /* The dashboard (docs/dashboard.md): keep these last. */
@@ -330,6 +336,10 @@ static int start_http(node *n)
         wlog_error("node", "config", "error=\"bad http.listen\" value=\"%s\"", cfg->http_listen);
         return WEIR_EINVAL;
     }
+    if (!(n->api.live = live_new(&n->loop, n->ingest, cfg->http_live_buffer)))
+        return WEIR_ENOMEM;
+    if (!(n->api.probe_results = probe_results_new(n->catalog)))
+        return WEIR_ENOMEM;
     http_config hc = {.host = host, .port = port, .max_body = cfg->http_max_body,
                       .max_ws_outbuf = cfg->mqtt_max_outbuf * 2 + cfg->mqtt_max_packet_size};
     n->http = http_server_start(&n->loop, &hc, routes, sizeof(routes) / sizeof(routes[0]),
@@ -471,6 +481,7 @@ static void node_stop(node *n, const char *why)
      * writes and syncs what is pending and completes every held MQTT
      * acknowledgement and HTTP answer. Nothing appends after this. */
     http_streams_shutdown(&n->api);
+    live_shutdown(n->api.live);
     if (n->broker)
         mqtt_broker_set_ingest(n->broker, NULL, NULL);
     if (n->api.jobs) {
@@ -620,6 +631,8 @@ int node_run(const weir_config *cfg)
     uv_close((uv_handle_t *)&n.deadline, NULL);
     uv_run(&n.loop, UV_RUN_DEFAULT);
     http_server_free(n.http);
+    live_free(n.api.live);
+    probe_results_free(n.api.probe_results);
     ingest_free(n.ingest);
     mqtt_broker_free(n.broker);
     metrics_free(n.metrics);

@@ -68,6 +68,8 @@ static const opt options[] = {
       "host:port of the HTTP listener (API, dashboard, MQTT over WebSocket at /mqtt); empty "
       "disables it"),
     O("http", "max_body", OPT_SIZE, http_max_body, "16m", "largest HTTP request body"),
+    O("http", "live_buffer", OPT_SIZE, http_live_buffer, "1m",
+      "per live-feed client: unsent bytes before it is disconnected as a slow consumer"),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

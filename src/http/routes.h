@@ -35,6 +35,8 @@ typedef struct http_api_ctx {
     void (*on_jobs_idle)(void *arg); /* called once jobs drops to 0 (shutdown) */
     void *idle_arg;
     mqtt_broker *broker; /* for GET /api/v1/clients and the overview; NULL answers 503 */
+    struct live *live;  /* live feeds (http/live.h); NULL answers 503 */
+    struct probe_results *probe_results; /* latest `weir probe` results (route_probe.c) */
 } http_api_ctx;
 
 /* route_health.c */
@@ -65,6 +67,12 @@ void http_route_static_asset(http_request *r, http_response *w, void *ctx);
 void http_route_clients(http_request *r, http_response *w, void *ctx);
 /* route_overview.c: GET /api/v1/overview, the dashboard's node summary. */
 void http_route_overview(http_request *r, http_response *w, void *ctx);
+/* route_probe.c: the latest results of `weir probe` (memory + catalog kv). */
+typedef struct probe_results probe_results;
+probe_results *probe_results_new(catalog *cat);
+void probe_results_free(probe_results *pr);
+void http_route_probe_results_post(http_request *r, http_response *w, void *ctx);
+void http_route_probe_results_get(http_request *r, http_response *w, void *ctx);
 /* Answers every waiting long poll; call before the stream store closes. */
 void http_streams_shutdown(http_api_ctx *api);
 
