@@ -18,13 +18,19 @@ function qs(params) {
   return q.toString();
 }
 
-function unpack(data) {
+// Messages: {"type":"record"|"row", ..., "fields":{...}} carry data;
+// {"type":"subscribed"} and {"type":"error","error":...} are control.
+function unpack(data, onError) {
   let m;
   try { m = JSON.parse(data); } catch { return []; }
-  if (Array.isArray(m)) return m;
-  if (m && Array.isArray(m.records)) return m.records;
-  if (m && (m.type === 'hello' || m.type === 'heartbeat' || m.type === 'error')) return [];
-  return m && typeof m === 'object' ? [m] : [];
+  const list = Array.isArray(m) ? m : m && Array.isArray(m.records) ? m.records : [m];
+  const out = [];
+  for (const x of list) {
+    if (!x || typeof x !== 'object') continue;
+    if (x.type === 'error') onError(x.error || 'error');
+    else if (x.fields && typeof x.fields === 'object') out.push(x);
+  }
+  return out;
 }
 
 /**
@@ -67,7 +73,8 @@ export function openLive(what, onRecords, onState = () => {}) {
     let opened = false;
     es = new EventSource(url(path));
     es.onopen = () => { opened = true; onState('sse'); };
-    es.onmessage = (ev) => { const rs = unpack(ev.data); if (rs.length) onRecords(rs); };
+    const onEvent = (ev) => { const rs = unpack(ev.data, fail); if (rs.length) onRecords(rs); };
+    for (const type of ['message', 'record', 'row', 'error']) es.addEventListener(type, (ev) => { if (ev.data) onEvent(ev); });
     es.onerror = () => {
       if (opened || closed) return;  // EventSource reconnects by itself once it worked
       es.close(); es = null;
@@ -81,7 +88,7 @@ export function openLive(what, onRecords, onState = () => {}) {
     ws.onopen = () => { opened = true; onState('ws'); };
     ws.onmessage = (ev) => {
       if (typeof ev.data !== 'string') return;
-      const rs = unpack(ev.data);
+      const rs = unpack(ev.data, fail);
       if (rs.length) onRecords(rs);
     };
     ws.onclose = (ev) => {
