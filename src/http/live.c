@@ -716,9 +716,9 @@ live *live_new(uv_loop_t *loop, ingest *in, size_t max_buffer)
     return lv;
 }
 
-void live_set_rules(live *lv, void *rules)
+void live_set_rules(live *lv, void *runtime)
 {
-    lv->rules = rules;
+    lv->rules = runtime;
 }
 
 void live_shutdown(live *lv)
