@@ -1130,6 +1130,21 @@ static int64_t option_ns(const sql_node *v, int64_t dflt)
         return v->ns;
     if (v->kind == SQL_N_LITERAL && v->value.type == REC_INT)
         return v->value.u.i * 1000000; /* milliseconds */
+    if (v->kind == SQL_N_LITERAL && v->value.type == REC_STRING && v->value.u.s.len < 32) {
+        /* '250ms', '2s', '1m', '1h' */
+        char t[32], *end;
+        memcpy(t, v->value.u.s.p, v->value.u.s.len);
+        t[v->value.u.s.len] = 0;
+        double x = strtod(t, &end);
+        int64_t unit = !strcmp(end, "ms") ? 1000000
+                       : !strcmp(end, "s") || !*end ? 1000000000
+                       : !strcmp(end, "m")          ? 60000000000LL
+                       : !strcmp(end, "h")          ? 3600000000000LL
+                                                    : 0;
+        if (end == t || !unit || x < 0 || x > 1e6)
+            return dflt;
+        return (int64_t)(x * (double)unit);
+    }
     return dflt;
 }
 
