@@ -76,7 +76,7 @@ export class TimeChart {
         label: n, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true,
         points: { show: false },
       }))],
-      axes: [{}, { label: this.yLabel, size: 60 }],
+      axes: [{}, { label: this.yLabel, size: 70 }],
     };
     this.plot = new window.uPlot(opts, [[], ...names.map(() => [])], this.el);
   }

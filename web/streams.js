@@ -12,7 +12,6 @@ const RANGES = [['15m', 15 * 60e3], ['1h', 3600e3], ['6h', 6 * 3600e3], ['24h', 
 const LIVE_WINDOW_MS = 60e3;
 const MAX_TABLE = 50;
 const BUCKETS = 400;
-const HISTORY_KEYS_MAX = 6;
 
 export function mount(el, params) {
   return params[0] ? mountOne(el, params[0]) : mountList(el);
@@ -93,7 +92,8 @@ function mountOne(el, name) {
     const seen = stream.fields_seen || {};
     const declared = stream.fields || {};
     const all = { ...seen, ...declared };
-    return Object.keys(all).filter((f) => NUMERIC.has(all[f]));
+    // The event-time field is the x axis, not a value to plot.
+    return Object.keys(all).filter((f) => NUMERIC.has(all[f]) && f !== stream.timestamp);
   }
 
   function renderInfo() {
@@ -183,7 +183,9 @@ function mountOne(el, name) {
     const everyMs = niceEvery(toMs - fromMs);
     modeBox.textContent = `history, ${everyMs} ms buckets (avg)…`;
     const key = keySel.value;
-    const keyList = key ? [key] : (keys.size && keys.size <= HISTORY_KEYS_MAX ? [...keys] : ['']);
+    // One key chosen: its series; otherwise each field over all keys (records
+    // without a key, e.g. imported files, count too).
+    const keyList = key ? [key] : [''];
     const wanted = [];
     for (const k of keyList) for (const f of chosen) wanted.push([k, f]);
     try {

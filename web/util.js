@@ -1,9 +1,11 @@
 // util.js -- small DOM and formatting helpers shared by the pages.
 
-/** h('div.card', {onclick}, child, ...) -> element. Strings become text nodes. */
+/** h('table#id.card', {onclick}, child, ...) -> element. Strings become text nodes. */
 export function h(tag, attrs, ...children) {
-  const [name, ...classes] = tag.split('.');
+  const [head, ...classes] = tag.split('.');
+  const [name, id] = head.split('#');
   const el = document.createElement(name || 'div');
+  if (id) el.id = id;
   if (classes.length) el.className = classes.join(' ');
   if (attrs && (typeof attrs !== 'object' || attrs instanceof Node || Array.isArray(attrs))) {
     children.unshift(attrs);
