@@ -601,6 +601,7 @@ static int node_start(node *n)
     n->api.catalog = n->catalog;
     n->api.loop = &n->loop;
     n->api.broker = n->broker;
+    n->api.web_root = cfg->http_web_root;
     if (start_streams(n))
         return WEIR_EIO;
     if (start_mqtt(n) || start_http(n))

@@ -13,12 +13,23 @@
  *
  * Only base names are served (the route captures one segment and the name
  * must be in the table), so no path can escape the embedded set.
+ *
+ * Development: with http.web_root set, a file of that directory with the
+ * requested base name (letters, digits, '.', '-', '_'; no leading dot) is
+ * read from disk on each request and sent with "Cache-Control: no-store",
+ * so an edit shows on reload without a rebuild; names it lacks (uPlot's
+ * files) fall back to the embedded table. Those reads block the loop for the
+ * time of a small file read, which is why this is for development only.
  */
 #include "base/err.h"
 #include "http/routes.h"
 #include "http/webassets.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#define WEB_ROOT_MAX_FILE (8u << 20)
 
 static const struct {
     const char *ext;
@@ -51,8 +62,49 @@ static const web_asset *http_static_find(const char *name)
     return NULL;
 }
 
-static void serve(http_request *r, http_response *w, const char *name)
+static int safe_name(const char *name)
 {
+    if (!name || !*name || name[0] == '.' || strlen(name) > 128)
+        return 0;
+    for (const char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '-' || *p == '_'))
+            return 0;
+    return 1;
+}
+
+/* Answers from web_root when the file is there; returns 0 when it is not. */
+static int serve_from_dir(http_response *w, const char *root, const char *name)
+{
+    char path[4200];
+    if (!safe_name(name) || (size_t)snprintf(path, sizeof(path), "%s/%s", root, name) >= sizeof(path))
+        return 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    char *data = size >= 0 && (unsigned long)size <= WEB_ROOT_MAX_FILE && fseek(f, 0, SEEK_SET) == 0
+                     ? malloc((size_t)size + 1)
+                     : NULL;
+    size_t n = data ? fread(data, 1, (size_t)size, f) : 0;
+    int err = !data || ferror(f) || n != (size_t)size;
+    fclose(f);
+    if (err) {
+        free(data);
+        http_respond_error(w, WEIR_EIO, "cannot read the file from http.web_root");
+        return 1;
+    }
+    http_resp_header(w, "Cache-Control", "no-store");
+    http_resp_header(w, "X-Content-Type-Options", "nosniff");
+    http_respond(w, 200, content_type_of(name), data, n);
+    free(data);
+    return 1;
+}
+
+static void serve(http_request *r, http_response *w, const http_api_ctx *api, const char *name)
+{
+    if (api && api->web_root && *api->web_root && serve_from_dir(w, api->web_root, name))
+        return;
     const web_asset *a = http_static_find(name);
     if (!a) {
         http_respond_error(w, WEIR_ENOTFOUND, "no such file in the dashboard");
@@ -72,12 +124,10 @@ static void serve(http_request *r, http_response *w, const char *name)
 
 void http_route_static_index(http_request *r, http_response *w, void *ctx)
 {
-    (void)ctx;
-    serve(r, w, "index.html");
+    serve(r, w, ctx, "index.html");
 }
 
 void http_route_static_asset(http_request *r, http_response *w, void *ctx)
 {
-    (void)ctx;
-    serve(r, w, http_req_param(r, 0));
+    serve(r, w, ctx, http_req_param(r, 0));
 }

@@ -37,6 +37,7 @@ typedef struct http_api_ctx {
     void (*on_jobs_idle)(void *arg); /* called once jobs drops to 0 (shutdown) */
     void *idle_arg;
     mqtt_broker *broker; /* for GET /api/v1/clients and the overview; NULL answers 503 */
+    const char *web_root; /* http.web_root: dashboard files from disk first (development) */
     struct live *live;  /* live feeds (http/live.h); NULL answers 503 */
     struct probe_results *probe_results; /* latest `weir probe` results (route_probe.c) */
 } http_api_ctx;

@@ -88,3 +88,16 @@ def test_overview(broker, client):
     assert o["streams"]["count"] >= 1 and o["streams"]["accepted"] >= 5
     assert o["streams"]["records"] >= 5 and o["streams"]["bytes"] > 0
     assert o["process"]["rss_bytes"] > 0 and o["version"]
+
+
+def test_web_root_serves_from_disk_first(make_broker, tmp_path):
+    (tmp_path / "app.js").write_text("// edited\n")
+    (tmp_path / ".hidden").write_text("no")
+    b = make_broker({"http.web_root": str(tmp_path)})
+    st, h, body = get(b, "/assets/app.js")
+    assert st == 200 and body == b"// edited\n" and h["cache-control"] == "no-store"
+    assert h["content-type"].startswith("text/javascript")
+    # Not in the directory: the embedded file (uPlot, index.html here).
+    st, h, body = get(b, "/")
+    assert st == 200 and b"/assets/app.js" in body and "etag" in h
+    assert get(b, "/assets/.hidden")[0] == 404
