@@ -53,6 +53,7 @@ struct live {
     uint64_t n_subs, slow;
     arena a;      /* decode scratch, reset per record */
     weir_buf msg; /* one message being built */
+    weir_buf ev;  /* the SSE event around it */
 };
 
 struct live_sub {
@@ -97,15 +98,17 @@ static int out_send(live_sub *s, const char *event, const char *id, const uint8_
     char head[160];
     int n = id ? snprintf(head, sizeof(head), "event: %s\nid: %s\ndata: ", event, id)
                : snprintf(head, sizeof(head), "event: %s\ndata: ", event);
-    /* JSON from record_to_json and jansson (compact) holds no raw newline. */
-    size_t need = (size_t)n + len + 2;
-    if (http_stream_buffered(s->sse) + need > s->lv->max_buffer + 256)
-        return WEIR_EFULL;
-    int rc = http_stream_write(s->sse, head, (size_t)n);
+    /* One write per event (the server never cuts a write). JSON from
+     * record_to_json and jansson (compact) holds no raw newline. */
+    weir_buf *b = &s->lv->ev;
+    buf_reset(b);
+    int rc = buf_append(b, head, (size_t)n);
     if (!rc)
-        rc = http_stream_write(s->sse, json, len);
+        rc = buf_append(b, json, len);
     if (!rc)
-        rc = http_stream_write(s->sse, "\n\n", 2);
+        rc = buf_append(b, "\n\n", 2);
+    if (!rc)
+        rc = http_stream_write(s->sse, buf_head(b), buf_used(b));
     return rc;
 }
 
@@ -726,6 +729,7 @@ live *live_new(uv_loop_t *loop, ingest *in, size_t max_buffer, int64_t slow_ms)
     lv->slow_ns = (slow_ms > 0 ? slow_ms : 5000) * WEIR_NS_PER_MS;
     arena_init(&lv->a, 16u << 20);
     buf_init(&lv->msg, 0);
+    buf_init(&lv->ev, 0);
     if (loop) {
         uv_timer_init(loop, &lv->keepalive);
         lv->keepalive.data = lv;
@@ -773,5 +777,6 @@ void live_free(live *lv)
         sub_free(lv->subs);
     arena_free(&lv->a);
     buf_free(&lv->msg);
+    buf_free(&lv->ev);
     free(lv);
 }
