@@ -355,7 +355,8 @@ static int start_http(node *n)
         wlog_error("node", "config", "error=\"bad http.listen\" value=\"%s\"", cfg->http_listen);
         return WEIR_EINVAL;
     }
-    if (!(n->api.live = live_new(&n->loop, n->ingest, cfg->http_live_buffer)))
+    if (!(n->api.live = live_new(&n->loop, n->ingest, cfg->http_live_buffer,
+                                  cfg->http_live_slow_ms)))
         return WEIR_ENOMEM;
     live_set_rules(n->api.live, n->rules); /* ?rule=NAME feeds */
     if (!(n->api.probe_results = probe_results_new(n->catalog)))

@@ -69,7 +69,9 @@ static const opt options[] = {
       "disables it"),
     O("http", "max_body", OPT_SIZE, http_max_body, "16m", "largest HTTP request body"),
     O("http", "live_buffer", OPT_SIZE, http_live_buffer, "1m",
-      "per live-feed client: unsent bytes before it is disconnected as a slow consumer"),
+      "per live-feed client: bound of unsent bytes (reading pauses at half of it)"),
+    O("http", "live_slow", OPT_DURATION, http_live_slow_ms, "5s",
+      "a live-feed client whose buffer stays full this long is disconnected (slow consumer)"),
     O("http", "web_root", OPT_STR, http_web_root, "",
       "development: serve the dashboard's files from this directory (e.g. web/), falling back "
       "to the embedded ones; empty serves the embedded files only"),

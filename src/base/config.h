@@ -54,6 +54,7 @@ typedef struct weir_config {
     char *http_listen;        /* host:port of the HTTP listener; "" disables */
     uint64_t http_max_body;   /* largest request body */
     uint64_t http_live_buffer; /* per live-feed client: bound of unsent bytes */
+    int64_t http_live_slow_ms; /* live feed: full this long = slow consumer */
     char *http_web_root;      /* serve the dashboard from this directory (development); "" = embedded */
     config_object_kv *objects; /* owned list of object-section keys, file order */
     config_object_kv **objects_tail;

@@ -33,7 +33,8 @@
 #include <time.h>
 
 #define LIVE_DEFAULT_BUFFER (1u << 20)
-#define LIVE_KEEPALIVE_MS   15000 /* SSE comment lines, so proxies keep the stream */
+#define LIVE_TICK_MS        250   /* slow-consumer checks */
+#define LIVE_KEEPALIVE_TICKS 60   /* SSE comment lines every 15 s, so proxies keep the stream */
 #define LIVE_MAX_FIELDS     64
 #define LIVE_NAME_MAX       128
 
@@ -44,12 +45,15 @@ struct live {
     ingest *in;
     void *rules;
     size_t max_buffer;
+    int64_t slow_ns;
+    uint64_t ticks;
     uv_timer_t keepalive;
     bool timer_on;
     live_sub *subs;
     uint64_t n_subs, slow;
     arena a;      /* decode scratch, reset per record */
     weir_buf msg; /* one message being built */
+    weir_buf ev;  /* the SSE event around it */
 };
 
 struct live_sub {
@@ -59,14 +63,13 @@ struct live_sub {
     http_stream *sse;
     bool subscribed;
     bool killed;      /* last word queued, connection closing */
-    bool catching_up; /* below the end the stream had at subscribe time */
+    int64_t full_since; /* weir_mono_ns when the pump stopped at the high-water mark; 0 */
     bool pumping;     /* re-entrancy guard */
     char name[LIVE_NAME_MAX + 1]; /* stream or rule */
     stream *st;
     stream_watch *watch;
     uint32_t n_parts;
     stream_reader **readers;
-    uint64_t *catchup_end;
     char *key; /* filter, or NULL */
     size_t key_len;
     char *fields[LIVE_MAX_FIELDS]; /* filter (n_fields > 0) */
@@ -95,15 +98,17 @@ static int out_send(live_sub *s, const char *event, const char *id, const uint8_
     char head[160];
     int n = id ? snprintf(head, sizeof(head), "event: %s\nid: %s\ndata: ", event, id)
                : snprintf(head, sizeof(head), "event: %s\ndata: ", event);
-    /* JSON from record_to_json and jansson (compact) holds no raw newline. */
-    size_t need = (size_t)n + len + 2;
-    if (http_stream_buffered(s->sse) + need > s->lv->max_buffer + 256)
-        return WEIR_EFULL;
-    int rc = http_stream_write(s->sse, head, (size_t)n);
+    /* One write per event (the server never cuts a write). JSON from
+     * record_to_json and jansson (compact) holds no raw newline. */
+    weir_buf *b = &s->lv->ev;
+    buf_reset(b);
+    int rc = buf_append(b, head, (size_t)n);
     if (!rc)
-        rc = http_stream_write(s->sse, json, len);
+        rc = buf_append(b, json, len);
     if (!rc)
-        rc = http_stream_write(s->sse, "\n\n", 2);
+        rc = buf_append(b, "\n\n", 2);
+    if (!rc)
+        rc = http_stream_write(s->sse, buf_head(b), buf_used(b));
     return rc;
 }
 
@@ -239,8 +244,8 @@ static bool sub_queue(live_sub *s, const char *event, const char *id)
 {
     live *lv = s->lv;
     size_t len = buf_used(&lv->msg), buffered = out_buffered(s);
-    if (len > lv->max_buffer) {
-        /* One message larger than the whole budget cannot ever be sent. */
+    if (len > lv->max_buffer / 2) {
+        /* Larger than the high-water mark: it would never fit. */
         wlog_limited(&live__lim, WLOG_WARN, "live", "message_too_large", "name=%s bytes=%zu",
                      s->name, len);
         return true;
@@ -259,20 +264,22 @@ static bool key_matches(const live_sub *s, const stream_rec *rec)
     return !s->key || (rec->key_len == s->key_len && !memcmp(rec->key, s->key, s->key_len));
 }
 
-/* Reads every partition to its end (or, catching up, until the buffer is
- * half full; the drain callback calls again). */
+/* Reads every partition to its end, or until the client's buffer reaches
+ * the high-water mark (half the bound): then the client is "full" and the
+ * pump resumes on drain or on the next commit; the tick disconnects a client
+ * that stays full for slow_ns. */
 static void sub_pump(live_sub *s)
 {
     if (!s->subscribed || s->killed || s->pumping || !s->readers)
         return;
     live *lv = s->lv;
     s->pumping = true;
-    bool behind = false;
+    bool full = false;
     for (uint32_t p = 0; p < s->n_parts && !s->killed; p++) {
         stream_reader *r = s->readers[p];
         for (;;) {
-            if (s->catching_up && out_buffered(s) >= lv->max_buffer / 2) {
-                behind = true;
+            if (out_buffered(s) >= lv->max_buffer / 2) {
+                full = true;
                 break;
             }
             stream_rec rec;
@@ -296,11 +303,11 @@ static void sub_pump(live_sub *s)
             if (!sub_queue(s, "record", id))
                 break;
         }
-        if (s->catching_up && stream_reader_position(r) < s->catchup_end[p])
-            behind = true;
     }
-    if (!behind)
-        s->catching_up = false;
+    if (!full)
+        s->full_since = 0;
+    else if (!s->full_since)
+        s->full_since = weir_mono_ns();
     s->pumping = false;
 }
 
@@ -376,9 +383,8 @@ static void sub_unsubscribe(live_sub *s)
         if (s->readers[p])
             stream_reader_close(s->readers[p]);
     free(s->readers);
-    free(s->catchup_end);
     s->readers = NULL;
-    s->catchup_end = NULL;
+    s->full_since = 0;
     free(s->key);
     s->key = NULL;
     for (size_t i = 0; i < s->n_fields; i++)
@@ -469,8 +475,7 @@ static int sub_subscribe_inner(live_sub *s, const live_req *q, char *err, size_t
     s->st = ingest_stream_store(is);
     s->n_parts = stream_partitions(s->st);
     s->readers = calloc(s->n_parts, sizeof(*s->readers));
-    s->catchup_end = calloc(s->n_parts, sizeof(*s->catchup_end));
-    if (!s->readers || !s->catchup_end)
+    if (!s->readers)
         return WEIR_ENOMEM;
     for (uint32_t p = 0; p < s->n_parts; p++) {
         int rc = stream_reader_open(s->st, p, kind, value, &s->readers[p]);
@@ -478,12 +483,10 @@ static int sub_subscribe_inner(live_sub *s, const live_req *q, char *err, size_t
             snprintf(err, errlen, "cannot read the stream: %s", weir_strerror(rc));
             return rc;
         }
-        s->catchup_end[p] = stream_end_offset(s->st, p);
     }
     if (!(s->watch = stream_watch_add(s->st, on_commit, s)))
         return WEIR_ENOMEM;
     s->subscribed = true;
-    s->catching_up = kind != STREAM_POS_LATEST;
     return WEIR_OK;
 }
 
@@ -539,7 +542,9 @@ static void sub_free(live_sub *s)
 
 static void sse_on_drain(void *user)
 {
-    sub_pump(user);
+    live_sub *s = user;
+    s->full_since = 0;
+    sub_pump(s);
 }
 
 static void sse_on_close(void *user)
@@ -549,12 +554,27 @@ static void sse_on_close(void *user)
     sub_free(s);
 }
 
-static void on_keepalive(uv_timer_t *t)
+/* Every LIVE_TICK_MS: resumes clients that drained part of their buffer,
+ * disconnects those full for longer than slow_ns, and now and then sends
+ * SSE keep-alive comments. */
+static void on_tick(uv_timer_t *t)
 {
     live *lv = t->data;
-    for (live_sub *s = lv->subs; s; s = s->next)
-        if (s->sse && !s->killed && out_buffered(s) < lv->max_buffer / 2)
+    int64_t now = weir_mono_ns();
+    bool keepalive = ++lv->ticks % LIVE_KEEPALIVE_TICKS == 0;
+    live_sub *next;
+    for (live_sub *s = lv->subs; s; s = next) {
+        next = s->next;
+        if (s->killed)
+            continue;
+        size_t buffered = out_buffered(s);
+        if (s->full_since && buffered < lv->max_buffer / 2)
+            sub_pump(s);
+        else if (s->full_since && now - s->full_since > lv->slow_ns)
+            sub_slow(s, buffered);
+        else if (keepalive && s->sse && buffered < lv->max_buffer / 2)
             http_stream_write(s->sse, ": keep-alive\n\n", 14);
+    }
 }
 
 void http_route_live(http_request *r, http_response *w, void *ctx)
@@ -683,7 +703,9 @@ void live_ws_data(void *user, const uint8_t *data, size_t len)
 
 void live_ws_drain(void *user)
 {
-    sub_pump(user);
+    live_sub *s = user;
+    s->full_since = 0;
+    sub_pump(s);
 }
 
 void live_ws_close(void *user)
@@ -696,7 +718,7 @@ void live_ws_close(void *user)
 
 /* ---- Lifecycle ------------------------------------------------------------ */
 
-live *live_new(uv_loop_t *loop, ingest *in, size_t max_buffer)
+live *live_new(uv_loop_t *loop, ingest *in, size_t max_buffer, int64_t slow_ms)
 {
     live *lv = calloc(1, sizeof(*lv));
     if (!lv)
@@ -704,12 +726,14 @@ live *live_new(uv_loop_t *loop, ingest *in, size_t max_buffer)
     lv->loop = loop;
     lv->in = in;
     lv->max_buffer = max_buffer ? max_buffer : LIVE_DEFAULT_BUFFER;
+    lv->slow_ns = (slow_ms > 0 ? slow_ms : 5000) * WEIR_NS_PER_MS;
     arena_init(&lv->a, 16u << 20);
     buf_init(&lv->msg, 0);
+    buf_init(&lv->ev, 0);
     if (loop) {
         uv_timer_init(loop, &lv->keepalive);
         lv->keepalive.data = lv;
-        uv_timer_start(&lv->keepalive, on_keepalive, LIVE_KEEPALIVE_MS, LIVE_KEEPALIVE_MS);
+        uv_timer_start(&lv->keepalive, on_tick, LIVE_TICK_MS, LIVE_TICK_MS);
         uv_unref((uv_handle_t *)&lv->keepalive);
         lv->timer_on = true;
     }
@@ -753,5 +777,6 @@ void live_free(live *lv)
         sub_free(lv->subs);
     arena_free(&lv->a);
     buf_free(&lv->msg);
+    buf_free(&lv->ev);
     free(lv);
 }

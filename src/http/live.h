@@ -17,17 +17,19 @@
  * store's watch, so an idle feed costs nothing.
  *
  * Bounded memory, and what happens at the bound. Every client has at most
- * `max_buffer` unsent bytes (http.live_buffer). While a subscriber catches up
- * (from=earliest or an offset, until it reaches the end the stream had when
- * it subscribed) it reads only while its buffer is under half the bound and
- * resumes when the connection drains, so history never overflows it. Once
- * live, every committed record is pushed; a client that lets the buffer
- * reach the bound is a slow consumer: what is queued is discarded, a last
- * message {"type":"error","error":"slow consumer: N bytes buffered"} is
- * queued, and the connection is closed (WebSocket close 1008 with the same
- * reason; SSE: an "error" event, then the connection ends). A client that
- * does not read even that is dropped after HTTP_CLOSE_DEADLINE seconds.
- * Other clients are not affected.
+ * `max_buffer` unsent bytes (http.live_buffer). The pump reads a client's
+ * records only while its buffer is under half the bound (the high-water
+ * mark); above it the client is "full" and reading resumes when the
+ * connection drains, so a burst larger than the buffer (one POST of 10 MB)
+ * is paced by the client's socket rather than dropped or buffered. A client
+ * that stays full for longer than `slow_ms` (http.live_slow, default 5 s)
+ * cannot keep up: what is queued is discarded, a last message
+ * {"type":"error","error":"slow consumer: N bytes buffered"} is queued, and
+ * the connection is closed (WebSocket close 1008 with the same reason; SSE:
+ * an "error" event, then the connection ends). A client that does not read
+ * even that is dropped after HTTP_CLOSE_DEADLINE seconds. Other clients are
+ * not affected: records stay in the store, each client has its own readers.
+ * A message larger than half the bound is skipped (logged).
  *
  * While a subscriber holds readers of a stream, the stream cannot be
  * deleted (the store answers WEIR_EBUSY).
@@ -46,8 +48,9 @@
 
 typedef struct live live;
 
-/* max_buffer: per-client bound of unsent bytes (0: 1 MiB). NULL on OOM. */
-live *live_new(uv_loop_t *loop, ingest *in, size_t max_buffer);
+/* max_buffer: per-client bound of unsent bytes (0: 1 MiB); slow_ms: how long
+ * a client may stay full before it is disconnected (<= 0: 5 s). NULL on OOM. */
+live *live_new(uv_loop_t *loop, ingest *in, size_t max_buffer, int64_t slow_ms);
 
 /* The rule runtime for ?rule=NAME (engine/rules.h). Without it, or in a
  * build without the runtime, rule subscriptions are answered "not

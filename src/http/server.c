@@ -119,7 +119,8 @@ struct http_ws {
 
 struct http_stream {
     http_conn *conn;
-    weir_buf out; /* body bytes not yet written, bounded by max_buffered */
+    weir_buf out;   /* [u32 length][bytes] per write not yet sent, bounded by max_buffered */
+    size_t msg_off; /* bytes of the head write already sent */
     void (*on_drain)(void *user);
     void (*on_close)(void *user);
     void *user;
@@ -706,14 +707,25 @@ static int http__stream_writeable(struct lws *wsi, http_conn *c)
         if (http__write_headers(wsi, w))
             return -1;
         w->headers_sent = 1;
-    } else if (buf_used(&st->out)) {
-        size_t used = buf_used(&st->out);
-        size_t n = used < HTTP_CHUNK ? used : HTTP_CHUNK;
+    } else if (buf_used(&st->out) >= 4) {
+        /* Writes are kept whole in the buffer (a length before each) so that
+         * a discard never cuts one; several small ones go out together. */
         uint8_t *p = c->srv->ws_scratch + LWS_PRE;
-        memcpy(p, buf_head(&st->out), n);
+        size_t n = 0;
+        while (buf_used(&st->out) >= 4 && n < HTTP_CHUNK) {
+            uint32_t total;
+            memcpy(&total, buf_head(&st->out), 4);
+            size_t left = total - st->msg_off, k = HTTP_CHUNK - n < left ? HTTP_CHUNK - n : left;
+            memcpy(p + n, buf_head(&st->out) + 4 + st->msg_off, k);
+            n += k;
+            st->msg_off += k;
+            if (st->msg_off < total)
+                break;
+            buf_consume(&st->out, 4 + (size_t)total);
+            st->msg_off = 0;
+        }
         if (lws_write(wsi, p, n, LWS_WRITE_HTTP) < (int)n)
             return -1;
-        buf_consume(&st->out, n);
     }
     if (buf_used(&st->out)) {
         lws_callback_on_writable(wsi);
@@ -981,12 +993,17 @@ http_stream *http_respond_stream(http_response *w, int status, const char *conte
 
 int http_stream_write(http_stream *st, const void *data, size_t len)
 {
-    if (st->closing || st->closed)
+    if (st->closing || st->closed || len > UINT32_MAX)
         return WEIR_EINVAL;
-    int rc = buf_append(&st->out, data, len);
-    if (!rc)
-        lws_callback_on_writable(st->conn->wsi);
-    return rc;
+    int rc = buf_reserve(&st->out, 4 + len);
+    if (rc)
+        return rc;
+    uint32_t n = (uint32_t)len;
+    memcpy(buf_tail(&st->out), &n, 4);
+    memcpy(buf_tail(&st->out) + 4, data, len);
+    buf_commit(&st->out, 4 + len);
+    lws_callback_on_writable(st->conn->wsi);
+    return WEIR_OK;
 }
 
 size_t http_stream_buffered(const http_stream *st)
@@ -996,7 +1013,14 @@ size_t http_stream_buffered(const http_stream *st)
 
 void http_stream_discard(http_stream *st)
 {
-    buf_reset(&st->out);
+    if (st->msg_off && buf_used(&st->out) >= 4) {
+        uint32_t n;
+        memcpy(&n, buf_head(&st->out), 4);
+        st->out.len = st->out.off + 4 + n; /* keep the write half sent */
+    } else {
+        buf_reset(&st->out);
+        st->msg_off = 0;
+    }
 }
 
 void http_stream_close(http_stream *st)

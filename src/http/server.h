@@ -225,9 +225,13 @@ typedef struct http_stream http_stream;
 http_stream *http_respond_stream(http_response *w, int status, const char *content_type,
                                  size_t max_buffered, void (*on_drain)(void *user),
                                  void (*on_close)(void *user), void *user);
+/* Queues one write (copied; 4 bytes of bookkeeping each count against the
+ * bound). Writes are never cut by a discard: one SSE event per write. */
 int http_stream_write(http_stream *st, const void *data, size_t len); /* WEIR_EFULL */
 size_t http_stream_buffered(const http_stream *st);
-void http_stream_discard(http_stream *st); /* drops what has not gone to the socket */
+/* Drops the queued writes that have not started going out (one half sent
+ * is finished first). */
+void http_stream_discard(http_stream *st);
 /* Sends what is queued, then closes the connection (a peer that does not read
  * within HTTP_CLOSE_DEADLINE seconds is dropped). on_close follows. */
 void http_stream_close(http_stream *st);
