@@ -58,11 +58,13 @@ static int run_change(catalog *c, sqlite3_stmt *st)
     int changes = sqlite3_changes(catalog_db(c));
     int ext = sqlite3_extended_errcode(catalog_db(c));
     sqlite3_finalize(st);
-    if (rc == SQLITE_CONSTRAINT && (ext == SQLITE_CONSTRAINT_PRIMARYKEY ||
-                                    ext == SQLITE_CONSTRAINT_UNIQUE))
-        return WEIR_EEXIST;
-    if (rc == SQLITE_CONSTRAINT)
-        return WEIR_ENOTFOUND; /* foreign key: the rule is gone */
+    if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+        if (ext == SQLITE_CONSTRAINT_PRIMARYKEY || ext == SQLITE_CONSTRAINT_UNIQUE)
+            return WEIR_EEXIST;
+        if (ext == SQLITE_CONSTRAINT_FOREIGNKEY)
+            return WEIR_ENOTFOUND; /* the rule is gone */
+        return WEIR_EINVAL;        /* a CHECK: bad desired state, offsets not JSON */
+    }
     if (rc != SQLITE_DONE)
         return catalog__err(rc) ? catalog__err(rc) : WEIR_EINTERNAL;
     return changes ? WEIR_OK : WEIR_ENOTFOUND;

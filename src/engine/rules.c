@@ -32,8 +32,9 @@
  * window_end for window results when the row has no such columns) and
  * collected per turn; at the end of the turn each partition gets one
  * stream_append (group commit). The stream is created with a JSON
- * definition when missing. Late rows go to the derived stream
- * "<rule>.late" in the same way. Pending output is bounded by
+ * definition when missing. Late rows (whatever the target) go to the
+ * derived stream "<rule>.late" in the same way; it is created at the
+ * first late row (a catalog write on the loop, once per rule). Pending output is bounded by
  * RULES_OUT_MAX bytes per rule: above it the rule pauses reading until
  * appends are acknowledged (WEIR_EFULL from the store does the same).
  * Sinks ('mqtt:', 'webhook:') get each row with out_seq (1, 2, ... per
@@ -188,6 +189,7 @@ struct rule_rt {
     out_stream *out, *late_out; /* derived outputs (out NULL for a sink) */
     void *sink;
     bool blocked;       /* output pushes back: do not read */
+    bool efull;         /* the last flush met WEIR_EFULL: retried after an ack */
     bool failing;       /* failed during a turn: stopped after it */
     int64_t next_ck_ns; /* monotonic */
     /* checkpoints */
@@ -229,6 +231,9 @@ struct rules {
 
 static void rule_stop_internal(rule_rt *rt, rule_state to, const char *why);
 static void kick(rules *rs);
+static size_t pending_bytes(const rule_rt *rt);
+static void update_blocked(rule_rt *rt);
+static int rule_flush(rule_rt *rt);
 
 /* ---- Small helpers ------------------------------------------------------ */
 
@@ -472,8 +477,13 @@ static void on_appended(void *arg, int status, uint32_t partition, uint64_t firs
         rt->ck_wait = NULL;
     }
     check_wait(rt);
-    if (rt->blocked)
-        kick(rt->rs);
+    if (rt->blocked && !rt->deleted && rt->state == RS_RUNNING) {
+        if (rt->efull)
+            rule_flush(rt);
+        update_blocked(rt);
+        if (!rt->blocked)
+            kick(rt->rs);
+    }
     rule_maybe_free(rt);
 }
 
@@ -545,11 +555,28 @@ static int out_flush(rule_rt *rt, out_stream *o)
     return rc;
 }
 
+static size_t pending_bytes(const rule_rt *rt)
+{
+    return (rt->out ? buf_used(&rt->out->data) : 0) +
+           (rt->late_out ? buf_used(&rt->late_out->data) : 0);
+}
+
+/* Whether the rule must pause reading: its store pushed back (until an
+ * append is acknowledged), its pending output is above the bound, or its
+ * sink is not writable (until on_drain). */
+static void update_blocked(rule_rt *rt)
+{
+    const rules_sink_ops *ops = rt->rs->sinks;
+    rt->blocked = rt->efull || pending_bytes(rt) > RULES_OUT_MAX ||
+                  (rt->sink && ops && ops->writable && !ops->writable(rt->sink));
+}
+
 static int rule_flush(rule_rt *rt)
 {
     int rc = out_flush(rt, rt->out);
     if (!rc)
         rc = out_flush(rt, rt->late_out);
+    rt->efull = rc == WEIR_EFULL;
     if (rc == WEIR_EFULL) {
         rt->blocked = true;
     } else if (rc) {
@@ -659,13 +686,28 @@ static double lat_p99_ms(const rule_rt *rt)
     return 0;
 }
 
+static int ensure_stream(rules *rs, const char *name, out_stream **out, char *err,
+                         size_t errlen);
+
 static int on_emit(void *arg, const eng_row *row)
 {
     rule_rt *rt = arg;
     int rc = WEIR_OK;
-    out_stream *o = row->late ? rt->late_out : rt->out;
-    if (row->late)
+    if (row->late) {
         rt->late++;
+        if (!rt->late_out) {
+            /* the first late record: create the side output */
+            char name[160], err[256];
+            snprintf(name, sizeof(name), "%s.late", rt->name);
+            if ((rc = ensure_stream(rt->rs, name, &rt->late_out, err, sizeof(err)))) {
+                static wlog_limit lim;
+                wlog_limited(&lim, WLOG_WARN, "rules", "late_output", "rule=%s error=\"%s\"",
+                             rt->name, err);
+                return WEIR_OK;
+            }
+        }
+    }
+    out_stream *o = row->late ? rt->late_out : rt->out;
     if (o) {
         if (o->skip.n || o->skip.has_zero) {
             if (idset_has(&o->skip, row->id)) {
@@ -682,7 +724,7 @@ static int on_emit(void *arg, const eng_row *row)
         if (ops->emit(rt->sink, row, ++rt->out_seq))
             rt->emit_errors++;
         if (ops->writable && !ops->writable(rt->sink))
-            rt->blocked = true;
+            rt->blocked = true; /* until on_drain */
     }
     if (!row->late) {
         rt->out_rows++;
@@ -877,12 +919,10 @@ static void push_one(rule_rt *rt, uint32_t input, const stream_rec *sr, record *
     } else if (rc) {
         fail_rule(rt, "%s", err[0] ? err : weir_strerror(rc));
     }
-    out_stream *o = rt->out;
-    size_t pend = (o ? buf_used(&o->data) : 0) + (rt->late_out ? buf_used(&rt->late_out->data) : 0);
-    if (pend > RULES_OUT_MAX)
+    if (pending_bytes(rt) > RULES_OUT_MAX) {
         rule_flush(rt);
-    if (pend > RULES_OUT_MAX)
-        rt->blocked = true;
+        update_blocked(rt);
+    }
 }
 
 /* Decodes a stored record into the src's arena. */
@@ -1208,6 +1248,17 @@ static int compile(rules *rs, const char *sql, size_t len, eng_rule **eng, char 
     eng_limits lim = {.max_state_bytes = 64u << 20, .max_groups = 100000};
     if ((rc = eng_rule_compile(st, lookup_stream, rs, &lim, eng, serr)))
         goto cleanup;
+    for (uint32_t i = 0; is_stream && i < eng_rule_n_inputs(*eng); i++)
+        if (!strcmp(eng_rule_input(*eng, i), t + 7)) {
+            rc = WEIR_EINVAL;
+            serr->line = s->line;
+            serr->column = s->column;
+            snprintf(serr->msg, sizeof(serr->msg), "a rule cannot emit to its own input '%s'",
+                     t + 7);
+            eng_rule_free(*eng);
+            *eng = NULL;
+            goto cleanup;
+        }
     *name = strdup(st->name);
     *target = strdup(t);
     if (!*name || !*target) {
@@ -1315,8 +1366,9 @@ static json_t *find_offsets(json_t *list, const char *sname)
 static void on_sink_drain(void *arg)
 {
     rule_rt *rt = arg;
-    rt->blocked = false;
-    kick(rt->rs);
+    update_blocked(rt);
+    if (!rt->blocked)
+        kick(rt->rs);
 }
 
 static void release_running(rule_rt *rt)
@@ -1332,7 +1384,7 @@ static void release_running(rule_rt *rt)
     rt->out = rt->late_out = NULL;
     eng_rule_free(rt->eng);
     rt->eng = NULL;
-    rt->blocked = rt->failing = false;
+    rt->blocked = rt->failing = rt->efull = false;
 }
 
 static int rule_start_internal(rule_rt *rt, char *err, size_t errlen)
@@ -1407,11 +1459,13 @@ static int rule_start_internal(rule_rt *rt, char *err, size_t errlen)
             goto cleanup;
         }
     }
+    /* The side output exists once a late record was seen (created then). */
     char late_name[160];
     snprintf(late_name, sizeof(late_name), "%s.late", rt->name);
-    if ((rc = ensure_stream(rs, late_name, &rt->late_out, err, errlen)))
+    if (ingest_find(rs->in, late_name) &&
+        (rc = ensure_stream(rs, late_name, &rt->late_out, err, errlen)))
         goto cleanup;
-    json_t *lo = find_offsets(outs, late_name);
+    json_t *lo = rt->late_out ? find_offsets(outs, late_name) : NULL;
     if (lo && (rc = read_back(rt->late_out, lo))) {
         snprintf(err, errlen, "cannot read back '%s': %s", late_name, weir_strerror(rc));
         goto cleanup;
