@@ -101,7 +101,8 @@ function mountList(el) {
         h('td.sql.mono', { title: x.sql || '' }, x.sql || ''),
         h('td', x.status === 'running'
           ? h('button', { onclick: () => act(x.name, 'stop') }, 'Stop')
-          : h('button', { onclick: () => act(x.name, 'start') }, 'Start'),
+          : h('button', { onclick: () => act(x.name, x.status === 'failed' ? 'restart' : 'start') },
+            x.status === 'failed' ? 'Restart' : 'Start'),
         ' ', h('button.danger', { onclick: () => act(x.name, 'delete') }, 'Delete')))));
     } catch (e) {
       body.replaceChildren(h('tr', h('td', { colSpan: 11 }, e.status === 404 ? 'This weir has no rules API yet.' : errorBox(e, 'Rules'))));

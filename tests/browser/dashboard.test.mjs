@@ -192,6 +192,21 @@ describe('dashboard', { timeout: 110000 }, () => {
     } finally { pub.stop(); }
   });
 
+  it('a rule is stopped, started and deleted from its row', async () => {
+    await goto('#/rules');
+    const row = '#rules-table tr[data-rule="hot"]';
+    await page.waitForSelector(`${row}[data-status="running"]`, { timeout: 10000 });
+    await page.click(`${row} button:text("Stop")`);
+    await page.waitForSelector(`${row}[data-status="stopped"]`, { timeout: 10000 });
+    await page.click(`${row} button:text("Start")`);
+    await page.waitForSelector(`${row}[data-status="running"]`, { timeout: 10000 });
+    page.once('dialog', (d) => d.accept());
+    await page.click(`${row} button:text("Delete")`);
+    await page.waitForSelector(row, { state: 'detached', timeout: 10000 });
+    const r = await api(weir.base, 'GET', '/api/v1/rules/hot');
+    assert.equal(r.status, 404);
+  });
+
   it('invalid SQL shows its error position inline', async () => {
     await goto('#/rules');
     await page.fill('#rule-sql', "CREATE RULE bad AS SELECT temperature,\n  FROM sensors EMIT TO 'stream:bad_out'");
