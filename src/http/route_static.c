@@ -101,8 +101,9 @@ static int serve_from_dir(http_response *w, const char *root, const char *name)
     return 1;
 }
 
-static void serve(http_request *r, http_response *w, const http_api_ctx *api, const char *name)
+void http_static_serve(http_request *r, http_response *w, void *ctx, const char *name)
 {
+    const http_api_ctx *api = ctx;
     if (api && api->web_root && *api->web_root && serve_from_dir(w, api->web_root, name))
         return;
     const web_asset *a = http_static_find(name);
@@ -124,10 +125,10 @@ static void serve(http_request *r, http_response *w, const http_api_ctx *api, co
 
 void http_route_static_index(http_request *r, http_response *w, void *ctx)
 {
-    serve(r, w, ctx, "index.html");
+    http_static_serve(r, w, ctx, "index.html");
 }
 
 void http_route_static_asset(http_request *r, http_response *w, void *ctx)
 {
-    serve(r, w, ctx, http_req_param(r, 0));
+    http_static_serve(r, w, ctx, http_req_param(r, 0));
 }

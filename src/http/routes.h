@@ -66,6 +66,9 @@ void http_route_query(http_request *r, http_response *w, void *ctx);
 /* route_static.c: the embedded dashboard (index.html at /, the rest at /assets/{file}). */
 void http_route_static_index(http_request *r, http_response *w, void *ctx);
 void http_route_static_asset(http_request *r, http_response *w, void *ctx);
+/* Answers with the embedded file `name` (e.g. "login.html" for a GET /login
+ * route), with the same headers; 404 when there is none. */
+void http_static_serve(http_request *r, http_response *w, void *ctx, const char *name);
 /* route_clients.c: GET /api/v1/clients, the connected MQTT clients. */
 void http_route_clients(http_request *r, http_response *w, void *ctx);
 /* route_overview.c: GET /api/v1/overview, the dashboard's node summary. */
