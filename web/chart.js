@@ -15,6 +15,7 @@
 // for debugging in the browser.
 
 const MAX_ROWS = 20000;
+const MAX_SERIES = 20;  // more would be unreadable; points of further ones are counted in data-dropped-points
 const MIN_FRAME_MS = 33;
 const COLORS = ['#1f6feb', '#cf222e', '#1a7f37', '#9a6700', '#8250df', '#bf3989',
   '#0a7ea4', '#953800', '#57606a', '#2da44e'];
@@ -157,7 +158,13 @@ export class TimeChart {
   /** Adds one point to a live series, creating the series if needed. */
   push(name, tMs, v) {
     if (this.mode !== 'live' || typeof v !== 'number' || !Number.isFinite(v)) return;
-    if (!this.index.has(name)) this.live([...this.names, name]);
+    if (!this.index.has(name)) {
+      if (this.names.length >= MAX_SERIES) {
+        this.el.dataset.droppedPoints = String((Number(this.el.dataset.droppedPoints) || 0) + 1);
+        return;
+      }
+      this.live([...this.names, name]);
+    }
     const row = { t: tMs / 1000, s: this.index.get(name), v };
     const rows = this.rows;
     if (!rows.length || rows[rows.length - 1].t <= row.t) rows.push(row);

@@ -70,7 +70,8 @@ function mountOne(el, name) {
       h('div.toolbar', h('span.group', rangeBtns),
         h('span', 'from ', fromIn, ' to ', toIn, ' ', h('button', { id: 'range-apply', onclick: () => applyCustom() }, 'Show')),
         modeBox),
-      h('div.toolbar', h('span.muted', 'Fields:'), fieldsBox, h('span.muted', 'Key:'), keySel),
+      h('div.toolbar', h('span.muted', 'Fields:'), fieldsBox, h('span.muted', 'Key:'), keySel,
+        h('span.muted', { title: 'A chart draws at most 20 series (key × field); choose a key to see others.' }, 'ⓘ')),
       chartEl),
     h('div.card', h('h2', 'Recent records'), h('div.table-wrap', h('table#records-table',
       h('thead', h('tr', h('th', 'Time'), h('th', 'Key'), h('th', 'Partition:offset'), h('th', 'Fields'))), tbody))),
@@ -119,7 +120,7 @@ function mountOne(el, name) {
   }
 
   function addKey(k) {
-    if (k === null || k === undefined || k === '' || keys.has(k)) return;
+    if (k === null || k === undefined || k === '' || keys.has(k) || keys.size >= 500) return;
     keys.add(k);
     keySel.append(h('option', { value: k }, k));
   }
