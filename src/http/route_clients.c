@@ -42,12 +42,14 @@ static void add_client(void *ctx, const mqtt_client_info *ci)
     json_t *o = json_pack(
         "{s:s, s:s, s:b, s:s, s:o, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "client_id",
         ci->client_id, "peer", ci->peer, "loopback", ci->loopback, "protocol",
-        ci->version == 5 ? "5.0" : ci->version == 4 ? "3.1.1" : "3.1", "connected_since",
-        iso_time(ci->connected_ns), "connected_ms", (json_int_t)(ci->connected_ns / 1000000),
-        "keepalive_s", (json_int_t)ci->keepalive_s, "session_expiry_s",
-        (json_int_t)ci->session_expiry_s, "messages_in", (json_int_t)ci->msgs_in,
-        "messages_out", (json_int_t)ci->msgs_out, "queued", (json_int_t)ci->queued, "inflight",
-        (json_int_t)ci->inflight, "subscriptions", subs);
+        ci->version == 5   ? "5.0"
+        : ci->version == 4 ? "3.1.1"
+                           : "3.1",
+        "connected_since", iso_time(ci->connected_ns), "connected_ms",
+        (json_int_t)(ci->connected_ns / 1000000), "keepalive_s", (json_int_t)ci->keepalive_s,
+        "session_expiry_s", (json_int_t)ci->session_expiry_s, "messages_in",
+        (json_int_t)ci->msgs_in, "messages_out", (json_int_t)ci->msgs_out, "queued",
+        (json_int_t)ci->queued, "inflight", (json_int_t)ci->inflight, "subscriptions", subs);
     if (o)
         json_array_append_new(ctx, o);
 }

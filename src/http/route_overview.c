@@ -73,22 +73,20 @@ void http_route_overview(http_request *r, http_response *w, void *ctx)
         uint64_t dropped = 0;
         for (int d = 0; d < MQTT_DROP__COUNT; d++)
             dropped += st->dropped[d];
-        mqtt = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
-                         "connections", (json_int_t)g.connections, "clients",
-                         (json_int_t)g.clients, "sessions", (json_int_t)g.sessions,
-                         "subscriptions", (json_int_t)g.subscriptions, "retained",
-                         (json_int_t)g.retained, "queued_messages", (json_int_t)g.queued_messages,
-                         "inflight", (json_int_t)g.inflight, "messages_in",
-                         (json_int_t)st->messages_in, "messages_out",
-                         (json_int_t)st->messages_out, "bytes_in", (json_int_t)st->bytes_in,
-                         "bytes_out", (json_int_t)st->bytes_out, "dropped", (json_int_t)dropped);
+        mqtt = json_pack(
+            "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "connections",
+            (json_int_t)g.connections, "clients", (json_int_t)g.clients, "sessions",
+            (json_int_t)g.sessions, "subscriptions", (json_int_t)g.subscriptions, "retained",
+            (json_int_t)g.retained, "queued_messages", (json_int_t)g.queued_messages, "inflight",
+            (json_int_t)g.inflight, "messages_in", (json_int_t)st->messages_in, "messages_out",
+            (json_int_t)st->messages_out, "bytes_in", (json_int_t)st->bytes_in, "bytes_out",
+            (json_int_t)st->bytes_out, "dropped", (json_int_t)dropped);
     }
     http_respond_json(
         w, 200,
-        json_pack("{s:s, s:s, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I}}", "status",
-                  "ok", "version", WEIR_VERSION, "uptime_seconds",
-                  (json_int_t)(up_ns / WEIR_NS_PER_S), "now_ms",
-                  (json_int_t)(weir_wall_ns() / 1000000), "mqtt", mqtt, "streams", "count",
-                  t.count, "records", t.records, "bytes", t.bytes, "accepted", t.accepted,
+        json_pack("{s:s, s:s, s:I, s:I, s:o, s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I}}", "status", "ok",
+                  "version", WEIR_VERSION, "uptime_seconds", (json_int_t)(up_ns / WEIR_NS_PER_S),
+                  "now_ms", (json_int_t)(weir_wall_ns() / 1000000), "mqtt", mqtt, "streams",
+                  "count", t.count, "records", t.records, "bytes", t.bytes, "accepted", t.accepted,
                   "rejected", t.rejected, "process", "rss_bytes", rss_bytes()));
 }

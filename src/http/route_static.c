@@ -35,12 +35,9 @@ static const struct {
     const char *ext;
     const char *type;
 } content_types[] = {
-    {".html", "text/html; charset=utf-8"},
-    {".js", "text/javascript; charset=utf-8"},
-    {".css", "text/css; charset=utf-8"},
-    {".svg", "image/svg+xml"},
-    {".json", "application/json"},
-    {".png", "image/png"},
+    {".html", "text/html; charset=utf-8"}, {".js", "text/javascript; charset=utf-8"},
+    {".css", "text/css; charset=utf-8"},   {".svg", "image/svg+xml"},
+    {".json", "application/json"},         {".png", "image/png"},
 };
 
 static const char *content_type_of(const char *name)
@@ -77,7 +74,8 @@ static int safe_name(const char *name)
 static int serve_from_dir(http_response *w, const char *root, const char *name)
 {
     char path[4200];
-    if (!safe_name(name) || (size_t)snprintf(path, sizeof(path), "%s/%s", root, name) >= sizeof(path))
+    if (!safe_name(name) ||
+        (size_t)snprintf(path, sizeof(path), "%s/%s", root, name) >= sizeof(path))
         return 0;
     FILE *f = fopen(path, "rb");
     if (!f)

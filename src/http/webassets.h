@@ -11,10 +11,10 @@
 #include <stddef.h>
 
 typedef struct web_asset {
-    const char *name;          /* base name: "index.html", "app.js" */
+    const char *name; /* base name: "index.html", "app.js" */
     const unsigned char *data;
     size_t len;
-    const char *etag;          /* quoted strong ETag: "\"0123abcd...\"" */
+    const char *etag; /* quoted strong ETag: "\"0123abcd...\"" */
 } web_asset;
 
 extern const web_asset web_assets[];

@@ -41,10 +41,17 @@ static const mqtt_transport tr = {t_outbuf, t_kick, t_close};
 static mqtt_broker_config cfg(void)
 {
     mqtt_broker_config c = {
-        .max_packet_size = 65536, .max_connections = 100, .receive_maximum = 10,
-        .max_queued_messages = 5, .max_queued_bytes = 1 << 20, .max_outbuf = 1 << 20,
-        .max_keepalive = 600, .max_session_expiry = 3600, .topic_alias_maximum = 10,
-        .max_subscriptions = 100, .retain_available = true,
+        .max_packet_size = 65536,
+        .max_connections = 100,
+        .receive_maximum = 10,
+        .max_queued_messages = 5,
+        .max_queued_bytes = 1 << 20,
+        .max_outbuf = 1 << 20,
+        .max_keepalive = 600,
+        .max_session_expiry = 3600,
+        .topic_alias_maximum = 10,
+        .max_subscriptions = 100,
+        .retain_available = true,
     };
     return c;
 }
