@@ -283,10 +283,17 @@ describe('dashboard', { timeout: 110000 }, () => {
 
   it('a tablet-sized viewport keeps the pages usable', async () => {
     await page.setViewportSize({ width: 768, height: 1024 });
+    const pages = [['#/overview', '#ov-streams tbody tr'], ['#/streams', '#streams-table tbody tr'],
+      ['#/streams/sensors', '#stream-chart canvas'], ['#/rules', '#rules-table tbody tr'],
+      ['#/latency', '#latency-table tbody tr'], ['#/devices', '#clients-table tbody tr']];
+    for (const [hash, ready] of pages) {
+      await goto(hash);
+      await page.waitForSelector(ready, { timeout: 10000 });
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `${hash}: page wider than the viewport by ${overflow}px`);
+    }
     await goto('#/streams/sensors');
     await page.waitForSelector('#stream-chart canvas', { timeout: 10000 });
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflow <= 0, `page wider than the viewport by ${overflow}px`);
     await shot('tablet-stream');
     await page.setViewportSize({ width: 1280, height: 860 });
   });
