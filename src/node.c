@@ -20,6 +20,7 @@
 #include "base/fileio.h"
 #include "base/wlog.h"
 #include "catalog/catalog.h"
+#include "demo/demo.h"
 #include "http/live.h"
 #include "http/routes.h"
 #include "http/server.h"
@@ -55,6 +56,7 @@ typedef struct node {
     mqtt_broker *broker;
     net_listener *mqtt_l;
     http_server *http;
+    demo *demo;              /* the demo profile's replay, or NULL */
     metrics *metrics;
     http_api_ctx api;        /* what the HTTP routes see */
     mqtt_gauges gauges;      /* read once per render by the first gauge */
@@ -464,6 +466,7 @@ static void node_stop(node *n, const char *why)
     uv_close((uv_handle_t *)&n->sigterm, NULL);
     uv_close((uv_handle_t *)&n->tick, NULL);
     uv_close((uv_handle_t *)&n->autosave, NULL);
+    demo_stop(n->demo);
     if (n->broker)
         mqtt_broker_shutdown(n->broker);
     if (n->mqtt_l) {
@@ -578,6 +581,10 @@ static int node_start(node *n)
         return WEIR_EIO;
     if (start_mqtt(n) || start_http(n))
         return WEIR_EIO;
+    if (cfg->demo_enabled &&
+        demo_start(&n->loop, n->ingest, cfg, n->mqtt_l ? net_listener_port(n->mqtt_l) : 0,
+                   &n->demo))
+        return WEIR_EINVAL;
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
     if (cfg->mqtt_autosave_ms > 0)
         uv_timer_start(&n->autosave, on_autosave, (uint64_t)cfg->mqtt_autosave_ms,
@@ -627,6 +634,7 @@ int node_run(const weir_config *cfg)
     uv_run(&n.loop, UV_RUN_DEFAULT);
     http_server_free(n.http);
     live_free(n.api.live);
+    demo_free(n.demo);
     probe_results_free(n.api.probe_results);
     ingest_free(n.ingest);
     mqtt_broker_free(n.broker);

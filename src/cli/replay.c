@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #define REPLAY_MAX_COLS    256
@@ -58,6 +59,7 @@ typedef struct replay_opts {
     long limit;
     int qos;
     bool quiet;
+    bool exit_with_parent; /* the demo's child: stop when the node is gone */
 } replay_opts;
 
 typedef struct replay replay;
@@ -74,6 +76,8 @@ struct replay {
     uv_loop_t loop;
     uv_timer_t timer;
     uv_signal_t sigint, sigterm;
+    uv_timer_t parent_check;
+    pid_t parent;
     FILE *f;
     bool piped;
     char *line;
@@ -475,11 +479,21 @@ static void stop(replay *r, int status)
     r->status = status;
     uv_timer_stop(&r->timer);
     uv_close((uv_handle_t *)&r->timer, NULL);
+    uv_close((uv_handle_t *)&r->parent_check, NULL);
     uv_close((uv_handle_t *)&r->sigint, NULL);
     uv_close((uv_handle_t *)&r->sigterm, NULL);
     for (int i = 0; i < r->n_dev; i++)
         if (r->dev[i].c)
             mqttc_close(r->dev[i].c);
+}
+
+static void on_parent_check(uv_timer_t *t)
+{
+    replay *r = t->data;
+    if (getppid() != r->parent) {
+        fprintf(stderr, "weir replay: parent process gone, stopping\n");
+        stop(r, 0);
+    }
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -495,7 +509,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: weir replay FILE[.xz] [--mqtt HOST:PORT] [--topic TEMPLATE]\n"
                "                  [--devices N] [--speedup X | --rate ROWS_PER_S] [--loop]\n"
                "                  [--time original|now|shift] [--time-column NAME]\n"
-               "                  [--key COLUMN] [--limit ROWS] [--qos 0|1] [--quiet]\n\n"
+               "                  [--key COLUMN] [--limit ROWS] [--qos 0|1] [--quiet]\n"
+               "                  [--exit-with-parent]\n\n"
                "Replays a CSV over MQTT as N devices. The UCI Appliances Energy file is\n"
                "recognised and sent as one device per room (room1..room9, temperature and\n"
                "humidity). Defaults: 127.0.0.1:1883, topic factory/{device}/climate, 9\n"
@@ -511,6 +526,7 @@ int cli_replay(int argc, char **argv)
         {"time", required_argument, 0, 'T'},    {"time-column", required_argument, 0, 'c'},
         {"key", required_argument, 0, 'k'},     {"limit", required_argument, 0, 'L'},
         {"qos", required_argument, 0, 'q'},     {"quiet", no_argument, 0, 'Q'},
+        {"exit-with-parent", no_argument, 0, 'E'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0},
     };
     replay *r = calloc(1, sizeof(*r));
@@ -536,6 +552,7 @@ int cli_replay(int argc, char **argv)
         case 'L': o->limit = atol(optarg); break;
         case 'q': o->qos = atoi(optarg); break;
         case 'Q': o->quiet = true; break;
+        case 'E': o->exit_with_parent = true; break;
         case 'h': usage(stdout); free(r); return 0;
         default: usage(stderr); free(r); return 2;
         }
@@ -579,6 +596,13 @@ int cli_replay(int argc, char **argv)
     r->timer.data = r->sigint.data = r->sigterm.data = r;
     uv_signal_start(&r->sigint, on_signal, SIGINT);
     uv_signal_start(&r->sigterm, on_signal, SIGTERM);
+    uv_timer_init(&r->loop, &r->parent_check);
+    r->parent_check.data = r;
+    r->parent = getppid();
+    if (o->exit_with_parent) {
+        uv_timer_start(&r->parent_check, on_parent_check, 1000, 1000);
+        uv_unref((uv_handle_t *)&r->parent_check);
+    }
     unsigned pid_tag = (unsigned)(weir_wall_ns() % 100000);
     for (int i = 0; i < r->n_dev; i++) {
         rdev *d = &r->dev[i];
