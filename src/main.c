@@ -16,6 +16,7 @@ static const cli_command commands[] = {
     {"sql", "run a SQL history query against a running node", cli_sql},
     {"probe", "measure end-to-end latency (DPC..LPDS, LPS) of a running node", cli_probe},
     {"replay", "replay a CSV file over MQTT as simulated devices", cli_replay},
+    {"rule", "list, create, start, stop, restart or delete continuous rules", cli_rule},
     {"version", "print the version and library versions", cli_version},
 };
 

@@ -22,6 +22,7 @@
 #include "catalog/catalog.h"
 #include "demo/demo.h"
 #include "http/live.h"
+#include "engine/rules.h"
 #include "http/routes.h"
 #include "http/server.h"
 #include "ingest/ingest.h"
@@ -53,6 +54,7 @@ typedef struct node {
     catalog *catalog;
     stream_store *store;
     ingest *ingest;
+    rules *rules;            /* continuous rules (engine/rules.h) */
     mqtt_broker *broker;
     net_listener *mqtt_l;
     http_server *http;
@@ -184,6 +186,13 @@ static const http_route routes[] = {
     {"GET", "/api/v1/live", http_route_live},
     {"GET", "/api/v1/probe/results", http_route_probe_results_get},
     {"POST", "/api/v1/probe/results", http_route_probe_results_post},
+    {"GET", "/api/v1/rules", http_route_rules_list},
+    {"POST", "/api/v1/rules", http_route_rules_create},
+    {"GET", "/api/v1/rules/{name}", http_route_rule_get},
+    {"DELETE", "/api/v1/rules/{name}", http_route_rule_delete},
+    {"POST", "/api/v1/rules/{name}/start", http_route_rule_start},
+    {"POST", "/api/v1/rules/{name}/stop", http_route_rule_stop},
+    {"POST", "/api/v1/rules/{name}/restart", http_route_rule_restart},
 };
 
 /* ---- Streams: the broker's ingest hook ---------------------------------- */
@@ -241,6 +250,16 @@ static int start_streams(node *n)
     }
     mqtt_broker_set_ingest(n->broker, node_ingest, n);
     n->api.ingest = n->ingest;
+    /* Rules after the streams they read. Sinks (mqtt:, webhook:): NULL
+     * until the sink plug-ins land (src/sink/); such targets then fail
+     * with "no sink for target". */
+    if ((rc = rules_new(&n->loop, n->ingest, n->catalog, NULL, &n->rules)))
+        return rc;
+    n->api.rules = n->rules;
+    if (n->metrics)
+        metrics_set_collector(n->metrics, rules_metrics_render, n->rules);
+    if ((rc = rules_load(n->rules, err, sizeof(err))))
+        wlog_error("node", "rules", "error=\"%s\"", err);
     return WEIR_OK;
 }
 
@@ -336,6 +355,7 @@ static int start_http(node *n)
     if (!(n->api.live = live_new(&n->loop, n->ingest, cfg->http_live_buffer,
                                   cfg->http_live_slow_ms)))
         return WEIR_ENOMEM;
+    live_set_rules(n->api.live, n->rules); /* ?rule=NAME feeds */
     if (!(n->api.probe_results = probe_results_new(n->catalog)))
         return WEIR_ENOMEM;
     http_config hc = {.host = host, .port = port, .max_body = cfg->http_max_body,
@@ -481,6 +501,8 @@ static void node_stop(node *n, const char *why)
      * acknowledgement and HTTP answer. Nothing appends after this. */
     http_streams_shutdown(&n->api);
     live_shutdown(n->api.live);
+    if (n->rules)
+        rules_shutdown(n->rules); /* checkpoints; closes its readers */
     if (n->broker)
         mqtt_broker_set_ingest(n->broker, NULL, NULL);
     if (n->api.jobs) {
@@ -582,7 +604,7 @@ static int node_start(node *n)
     if (start_mqtt(n) || start_http(n))
         return WEIR_EIO;
     if (cfg->demo_enabled &&
-        demo_start(&n->loop, n->ingest, cfg, n->mqtt_l ? net_listener_port(n->mqtt_l) : 0,
+        demo_start(&n->loop, n->ingest, n->rules, cfg, n->mqtt_l ? net_listener_port(n->mqtt_l) : 0,
                    &n->demo))
         return WEIR_EINVAL;
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
@@ -636,6 +658,9 @@ int node_run(const weir_config *cfg)
     live_free(n.api.live);
     demo_free(n.demo);
     probe_results_free(n.api.probe_results);
+    if (n.metrics)
+        metrics_set_collector(n.metrics, NULL, NULL);
+    rules_free(n.rules);
     ingest_free(n.ingest);
     mqtt_broker_free(n.broker);
     metrics_free(n.metrics);

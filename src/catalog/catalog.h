@@ -124,4 +124,46 @@ int catalog_import_get(catalog *c, const char *stream, const char *sha256,
 int catalog_import_put(catalog *c, const char *stream, const char *sha256,
                        const char *file_name, unsigned long long records);
 
+/* ---- Rules and their checkpoints (rules.c, schema version 3) ----------- */
+
+/* One stored rule; strings malloc'd, freed with catalog_rule_clear. */
+typedef struct catalog_rule {
+    char *name, *sql, *options_json, *desired, *last_error; /* last_error may be NULL */
+} catalog_rule;
+void catalog_rule_clear(catalog_rule *r);
+
+/* Inserts a new rule (desired "running" or "stopped"): WEIR_EEXIST when the
+ * name is taken. */
+int catalog_rule_put(catalog *c, const char *name, const char *sql, const char *options_json,
+                     const char *desired);
+/* WEIR_OK or WEIR_ENOTFOUND; the rule's checkpoint goes with it. */
+int catalog_rule_delete(catalog *c, const char *name);
+int catalog_rule_get(catalog *c, const char *name, catalog_rule *out);
+/* Calls cb for every rule in name order; stops early when cb returns
+ * non-zero (which is then returned). The row is valid during the call. */
+int catalog_rule_list(catalog *c, int (*cb)(void *arg, const catalog_rule *r), void *arg);
+int catalog_rule_set_desired(catalog *c, const char *name, const char *desired);
+/* last_error NULL clears it. */
+int catalog_rule_set_error(catalog *c, const char *name, const char *last_error);
+
+/* A rule's checkpoint: the engine state blob, the next input offset of
+ * every input partition and the output positions (JSON text), the output
+ * sequence number. Saved in one statement (one transaction) and only when
+ * epoch is newer than the stored one, so a late write of an older
+ * checkpoint never replaces a newer one. WEIR_ENOTFOUND from save when the
+ * rule no longer exists or a newer checkpoint is stored. */
+typedef struct catalog_checkpoint {
+    unsigned long long epoch;
+    char *offsets_json; /* malloc'd */
+    unsigned long long out_seq;
+    void *state;        /* malloc'd */
+    size_t state_len;
+} catalog_checkpoint;
+int catalog_checkpoint_save(catalog *c, const char *rule, unsigned long long epoch,
+                            const char *offsets_json, unsigned long long out_seq,
+                            const void *state, size_t state_len);
+int catalog_checkpoint_load(catalog *c, const char *rule, catalog_checkpoint *out);
+void catalog_checkpoint_clear(catalog_checkpoint *ck);
+int catalog_checkpoint_delete(catalog *c, const char *rule);
+
 #endif

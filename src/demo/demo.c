@@ -3,6 +3,10 @@
 #include "base/err.h"
 #include "base/wlog.h"
 
+#ifdef WEIR_HAVE_RULES
+#include "engine/rules.h"
+#endif
+
 #include <jansson.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -65,7 +69,31 @@ static int define_stream(ingest *in)
     return rc;
 }
 
-int demo_start(uv_loop_t *loop, ingest *in, const weir_config *cfg, int mqtt_port, demo **out)
+#define DEMO_RULE                                                                            \
+    "CREATE RULE climate_avg AS SELECT device, avg(temperature) AS temperature, "            \
+    "avg(humidity) AS humidity, count(*) AS n FROM climate "                                  \
+    "GROUP BY device, HOPPING(SIZE 5s, ADVANCE 1s) EMIT TO 'stream:climate_avg'"
+
+static void define_rule(void *rs)
+{
+#ifdef WEIR_HAVE_RULES
+    sql_error serr;
+    memset(&serr, 0, sizeof(serr));
+    int rc = rs ? rules_create(rs, DEMO_RULE, strlen(DEMO_RULE), NULL, true, &serr)
+                   : WEIR_EUNSUPPORTED;
+    if (rc == WEIR_OK)
+        wlog_info("demo", "rule", "name=climate_avg target=stream:climate_avg "
+                                  "window=\"hopping 5s by 1s\"");
+    else if (rc != WEIR_EEXIST)
+        wlog_error("demo", "rule", "name=climate_avg error=\"%s\"", weir_strerror(rc));
+#else
+    (void)rs;
+    wlog_info("demo", "rule", "name=climate_avg note=\"no rule runtime in this build\"");
+#endif
+}
+
+int demo_start(uv_loop_t *loop, ingest *in, void *rs, const weir_config *cfg, int mqtt_port,
+               demo **out)
 {
     *out = NULL;
     if (!is_loopback(cfg->mqtt_listen) || !is_loopback(cfg->http_listen)) {
@@ -81,6 +109,7 @@ int demo_start(uv_loop_t *loop, ingest *in, const weir_config *cfg, int mqtt_por
     int rc = define_stream(in);
     if (rc)
         return rc;
+    define_rule(rs);
     if (access(cfg->demo_file, R_OK)) {
         wlog_error("demo", "no_file", "file=%s action=\"running without the replay\"",
                    cfg->demo_file);

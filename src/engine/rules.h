@@ -94,4 +94,12 @@ void rules_tap_remove(rules_tap *t);
 void rules_foreach(rules *rs, void (*cb)(void *arg, const char *name, json_t *rule_json),
                    void *arg);
 
+/* Appends the per-rule series (rule label) in the Prometheus text format;
+ * registered as a metrics collector by the node (loop thread). */
+void rules_metrics_render(void *rs, weir_buf *out);
+
+/* EXPLAIN: compiles a SELECT, a CREATE RULE or an EXPLAIN statement
+ * without installing anything and appends the plan (JSON) to out. */
+int rules_explain(rules *rs, const char *sql, size_t len, weir_buf *out, sql_error *serr);
+
 #endif

@@ -500,6 +500,8 @@ static void sub_hello(live_sub *s, const live_req *q)
                           (json_int_t)s->lv->max_buffer);
     if (j && s->key)
         json_object_set_new(j, "key", json_string(s->key));
+    if (j && q->rule)
+        json_object_del(j, "partitions");
     char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (t) {
@@ -740,9 +742,9 @@ live *live_new(uv_loop_t *loop, ingest *in, size_t max_buffer, int64_t slow_ms)
     return lv;
 }
 
-void live_set_rules(live *lv, void *rules)
+void live_set_rules(live *lv, void *rs)
 {
-    lv->rules = rules;
+    lv->rules = rs;
 }
 
 void live_shutdown(live *lv)

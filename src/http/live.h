@@ -55,7 +55,7 @@ live *live_new(uv_loop_t *loop, ingest *in, size_t max_buffer, int64_t slow_ms);
 /* The rule runtime for ?rule=NAME (engine/rules.h). Without it, or in a
  * build without the runtime, rule subscriptions are answered "not
  * available". The pointer is a struct rules *. */
-void live_set_rules(live *lv, void *rules);
+void live_set_rules(live *lv, void *rs);
 
 /* Closes every subscriber's readers and watches (before the store closes;
  * the HTTP server's stop has normally done it already). */

@@ -1,6 +1,9 @@
 /* route_query.c -- POST /api/v1/query: a SQL SELECT over stored streams
  * (a history query: the same dialect as rules, without EMIT TO).
  *
+ * Other statements (CREATE/DROP/START/STOP RULE, SHOW RULES, SHOW STREAMS,
+ * EXPLAIN, CREATE/DROP STREAM) are dispatched to route_rules.c.
+ *
  * Body: the statement as text (any Content-Type), or JSON {"sql": "..."}.
  * Answer: {"columns": [...], "rows": [[...], ...], "stats": {...}}, or 400
  * {"error", "line", "column"} pointing into the statement. The query runs
@@ -36,6 +39,11 @@ void http_route_query(http_request *r, http_response *w, void *ctx)
         }
         text = sql;
         len = strlen(sql);
+    }
+    /* Statements other than SELECT go to the rules resource. */
+    if (http_rules_statement(api, text, len, w)) {
+        json_decref(j);
+        return;
     }
     json_t *result = NULL;
     sql_error err;

@@ -20,6 +20,7 @@
 
 #include <uv.h>
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct http_api_ctx {
@@ -27,6 +28,7 @@ typedef struct http_api_ctx {
     int64_t started_ns; /* weir_mono_ns() when the node started, for uptime */
     void *node;         /* the running node, opaque to http/; for node-level doors */
     ingest *ingest;     /* streams: definitions and ingest; NULL answers 404 */
+    struct rules *rules; /* continuous rules (engine/rules.h); NULL answers 404 */
     catalog *catalog;   /* for records of imported files */
     uv_loop_t *loop;    /* for long polls */
     struct long_poll *polls; /* waiting long polls (route_streams.c) */
@@ -66,5 +68,18 @@ void http_route_probe_results_post(http_request *r, http_response *w, void *ctx)
 void http_route_probe_results_get(http_request *r, http_response *w, void *ctx);
 /* Answers every waiting long poll; call before the stream store closes. */
 void http_streams_shutdown(http_api_ctx *api);
+
+/* route_rules.c: the rules resource, see its header comment. */
+void http_route_rules_list(http_request *r, http_response *w, void *ctx);
+void http_route_rules_create(http_request *r, http_response *w, void *ctx);
+void http_route_rule_get(http_request *r, http_response *w, void *ctx);
+void http_route_rule_delete(http_request *r, http_response *w, void *ctx);
+void http_route_rule_start(http_request *r, http_response *w, void *ctx);
+void http_route_rule_stop(http_request *r, http_response *w, void *ctx);
+void http_route_rule_restart(http_request *r, http_response *w, void *ctx);
+/* POST /api/v1/query for statements other than SELECT (CREATE/DROP/START/
+ * STOP RULE, SHOW RULES/STREAMS, EXPLAIN, CREATE/DROP STREAM, and every
+ * parse error): answers and returns true; false for a SELECT. */
+bool http_rules_statement(http_api_ctx *api, const char *sql, size_t len, http_response *w);
 
 #endif

@@ -59,6 +59,8 @@ struct metrics {
     pthread_mutex_t lock;  /* guards the lists, not the counter cells */
     metrics_family *head;  /* families in registration order */
     metrics_family **tail; /* where the next family is linked */
+    void (*collector)(void *arg, weir_buf *out); /* dynamic series, see metrics.h */
+    void *collector_arg;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -507,8 +509,20 @@ int metrics_render(metrics *m, weir_buf *out)
     pthread_mutex_lock(&m->lock);
     for (const metrics_family *f = m->head; f && !rc; f = f->next)
         rc = metrics__render_family(f, out);
+    void (*collect)(void *, weir_buf *) = m->collector;
+    void *carg = m->collector_arg;
     pthread_mutex_unlock(&m->lock);
+    if (!rc && collect)
+        collect(carg, out);
     if (!rc)
         rc = metrics__render_process(out);
     return rc;
+}
+
+void metrics_set_collector(metrics *m, void (*fn)(void *arg, weir_buf *out), void *arg)
+{
+    pthread_mutex_lock(&m->lock);
+    m->collector = fn;
+    m->collector_arg = arg;
+    pthread_mutex_unlock(&m->lock);
 }

@@ -71,4 +71,10 @@ int metrics_gauge(metrics *m, const char *name, const char *help, const char *la
  * the caller should discard. */
 int metrics_render(metrics *m, weir_buf *out);
 
+/* One collector for series that come and go (one per rule): fn appends
+ * complete families (HELP, TYPE, series) in the text format after the
+ * registered ones, at render time, on the rendering thread and outside the
+ * registry's mutex. fn NULL removes it. */
+void metrics_set_collector(metrics *m, void (*fn)(void *arg, weir_buf *out), void *arg);
+
 #endif
