@@ -47,8 +47,20 @@ def test_demo_replays_nine_rooms_and_stops_with_the_node(make_broker, config):
         assert -30 < f["temperature"] < 50 and 0 < f["humidity"] < 100
         # --time now: event time is the time of publishing, not 2016.
         assert abs(x["ts_ns"] / 1e9 - t0) < 60
+    # The climate rule: per-room averages over 5 s hopping windows.
+    def averages():
+        r = requests.get(base + "/api/v1/streams/climate_avg/records?limit=1000&from=now-5m",
+                         timeout=10)
+        return r.status_code == 200 and len({x["key"] for x in r.json()["records"]}) == 9 \
+            and r.json()["records"]
+    avg = wait_for(averages, WAIT, "climate_avg rows of the nine rooms")
+    for x in avg:
+        f = x["fields"]
+        assert f["n"] >= 1 and -30 < f["temperature"] < 50
+        assert f["window_end"] - f["window_start"] == 5 * 10**9
     log = broker.read_log()
     assert "event=started stream=climate" in log
+    assert "event=rule name=climate_avg" in log
     pid = int(log.split("replay_pid=")[1].split()[0])
     assert pid_alive(pid)
     broker.stop()
