@@ -253,7 +253,7 @@ static void detect_shape(replay *r)
 {
     r->uci = true;
     for (int i = 1; i <= 9; i++) {
-        char t[8], rh[8];
+        char t[16], rh[16];
         snprintf(t, sizeof(t), "T%d", i);
         snprintf(rh, sizeof(rh), "RH_%d", i);
         r->uci_t[i] = column(r, t);
