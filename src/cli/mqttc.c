@@ -118,6 +118,47 @@ static void on_ping(uv_timer_t *t)
         send_packet(c, 0xC0, NULL, 0, NULL, 0, false);
 }
 
+int mqttc_frame(const uint8_t *p, size_t n, size_t *hdr, size_t *rem)
+{
+    size_t r = 0, i = 1;
+    unsigned shift = 0;
+    for (;;) {
+        if (i >= n)
+            return 0;
+        if (i > 4)
+            return -1; /* a fifth length byte */
+        r |= (size_t)(p[i] & 0x7F) << shift;
+        shift += 7;
+        if (!(p[i++] & 0x80))
+            break;
+    }
+    if (r > MQTTC_MAX_IN)
+        return -1;
+    if (n < i + r)
+        return 0;
+    *hdr = i;
+    *rem = r;
+    return 1;
+}
+
+int mqttc_parse_publish(uint8_t type, const uint8_t *p, size_t n, mqttc_pub *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->qos = (type >> 1) & 3;
+    if (out->qos == 3 || n < 2)
+        return -1;
+    size_t tl = (size_t)p[0] << 8 | p[1];
+    size_t off = 2 + tl + (out->qos ? 2 : 0);
+    if (off > n)
+        return -1;
+    out->topic = (const char *)p + 2;
+    out->topic_len = tl;
+    out->id = out->qos ? (uint16_t)(p[2 + tl] << 8 | p[3 + tl]) : 0;
+    out->payload = p + off;
+    out->len = n - off;
+    return 0;
+}
+
 /* One complete packet. Returns -1 to close. */
 static int handle_packet(mqttc *c, uint8_t type, const uint8_t *p, size_t n)
 {
@@ -130,18 +171,13 @@ static int handle_packet(mqttc *c, uint8_t type, const uint8_t *p, size_t n)
             c->cbs.on_connect(c->cbs.arg, p[1]);
         return p[1] == 0 ? 0 : -1;
     case 3: { /* PUBLISH */
-        int qos = (type >> 1) & 3;
-        if (n < 2)
+        mqttc_pub pub;
+        if (mqttc_parse_publish(type, p, n, &pub))
             return -1;
-        size_t tl = (size_t)p[0] << 8 | p[1];
-        size_t off = 2 + tl + (qos ? 2 : 0);
-        if (off > n)
-            return -1;
-        uint16_t id = qos ? (uint16_t)(p[2 + tl] << 8 | p[3 + tl]) : 0;
         if (c->cbs.on_message)
-            c->cbs.on_message(c->cbs.arg, (const char *)p + 2, tl, p + off, n - off);
-        if (qos == 1 && !c->closing) {
-            uint8_t ack[2] = {(uint8_t)(id >> 8), (uint8_t)id};
+            c->cbs.on_message(c->cbs.arg, pub.topic, pub.topic_len, pub.payload, pub.len);
+        if (pub.qos == 1 && !c->closing) {
+            uint8_t ack[2] = {(uint8_t)(pub.id >> 8), (uint8_t)pub.id};
             send_packet(c, 0x40, ack, 2, NULL, 0, false);
         }
         return 0;
@@ -186,30 +222,17 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b)
     }
     buf_commit(&c->in, (size_t)nread);
     for (;;) {
-        const uint8_t *p = buf_head(&c->in);
-        size_t used = buf_used(&c->in), rem = 0, i = 1;
-        unsigned shift = 0;
-        bool done = false;
-        while (i < used && i < 5) {
-            rem |= (size_t)(p[i] & 0x7F) << shift;
-            shift += 7;
-            if (!(p[i++] & 0x80)) {
-                done = true;
-                break;
-            }
-        }
-        if (!done || used < i + rem) {
-            if (i >= 5 && !done)
-                mqttc_shut(c);
+        size_t hdr, rem;
+        int f = mqttc_frame(buf_head(&c->in), buf_used(&c->in), &hdr, &rem);
+        if (f == 0)
             return;
-        }
-        if (rem > MQTTC_MAX_IN || handle_packet(c, p[0], p + i, rem)) {
+        if (f < 0 || handle_packet(c, buf_head(&c->in)[0], buf_head(&c->in) + hdr, rem)) {
             mqttc_shut(c);
             return;
         }
         if (c->closing)
             return;
-        buf_consume(&c->in, i + rem);
+        buf_consume(&c->in, hdr + rem);
     }
 }
 

@@ -50,6 +50,24 @@ int mqttc_subscribe(mqttc *c, const char *filter, int qos);
 size_t mqttc_queued(const mqttc *c);
 /* QoS 1 publishes not yet acknowledged. */
 uint32_t mqttc_inflight(const mqttc *c);
+/* The framing of bytes received from a broker (outside input; exposed for
+ * tests/fuzz/fuzz_cli.c): 1 when p[0..n) starts with a complete packet of
+ * *hdr header bytes and *rem body bytes, 0 when more bytes are needed, -1
+ * when the remaining length is malformed or over 16 MiB. */
+int mqttc_frame(const uint8_t *p, size_t n, size_t *hdr, size_t *rem);
+
+/* A PUBLISH body as received (type byte, body): topic, packet id (QoS 1/2)
+ * and payload, pointing into p. 0, or -1 when malformed. */
+typedef struct mqttc_pub {
+    const char *topic;
+    size_t topic_len;
+    uint16_t id;
+    int qos;
+    const uint8_t *payload;
+    size_t len;
+} mqttc_pub;
+int mqttc_parse_publish(uint8_t type, const uint8_t *p, size_t n, mqttc_pub *out);
+
 /* Sends DISCONNECT (when connected), closes; on_close follows. Idempotent. */
 void mqttc_close(mqttc *c);
 

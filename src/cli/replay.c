@@ -29,6 +29,7 @@
 #include "base/err.h"
 #include "cli/cli.h"
 #include "cli/mqttc.h"
+#include "cli/replay_csv.h"
 
 #include <ctype.h>
 #include <getopt.h>
@@ -101,85 +102,6 @@ struct replay {
 
 /* ---- CSV ------------------------------------------------------------------ */
 
-/* Splits one CSV line in place (RFC 4180 quotes, "" inside quotes). Returns
- * the number of fields. Surrounding spaces of unquoted-looking values stay;
- * the caller trims. */
-static int csv_split(char *line, char **out, int max)
-{
-    int n = 0;
-    char *p = line;
-    size_t L = strlen(p);
-    while (L && (p[L - 1] == '\n' || p[L - 1] == '\r'))
-        p[--L] = '\0';
-    for (;;) {
-        if (n == max)
-            return n;
-        char *w = p, *start = p;
-        if (*p == '"') {
-            p++;
-            for (;;) {
-                if (!*p)
-                    break;
-                if (*p == '"' && p[1] == '"') {
-                    *w++ = '"';
-                    p += 2;
-                } else if (*p == '"') {
-                    p++;
-                    break;
-                } else {
-                    *w++ = *p++;
-                }
-            }
-            while (*p && *p != ',')
-                p++;
-        } else {
-            while (*p && *p != ',')
-                *w++ = *p++;
-        }
-        char end = *p;
-        *w = '\0';
-        out[n++] = start;
-        if (end != ',')
-            return n;
-        p++;
-    }
-}
-
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    size_t n = strlen(s);
-    while (n && isspace((unsigned char)s[n - 1]))
-        s[--n] = '\0';
-    return s;
-}
-
-/* A time cell as epoch ms: "YYYY-MM-DD[ T]HH:MM:SS[.fff][Z]" (UTC) or an
- * epoch number (s, ms, us, ns by magnitude). INT64_MIN when unreadable. */
-static int64_t parse_time_ms(const char *s)
-{
-    struct tm tm;
-    memset(&tm, 0, sizeof(tm));
-    int Y, M, D, h = 0, m = 0;
-    double sec = 0;
-    if (sscanf(s, "%d-%d-%d%*[ T]%d:%d:%lf", &Y, &M, &D, &h, &m, &sec) >= 3) {
-        tm.tm_year = Y - 1900;
-        tm.tm_mon = M - 1;
-        tm.tm_mday = D;
-        tm.tm_hour = h;
-        tm.tm_min = m;
-        tm.tm_sec = (int)sec;
-        return (int64_t)timegm(&tm) * 1000 + (int64_t)llround((sec - floor(sec)) * 1000);
-    }
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s)
-        return INT64_MIN;
-    double a = fabs(v);
-    return (int64_t)(a < 1e11 ? v * 1e3 : a < 1e14 ? v : a < 1e17 ? v / 1e3 : v / 1e6);
-}
-
 static bool is_number(const char *s)
 {
     char *end;
@@ -232,12 +154,12 @@ static int read_header(replay *r)
         fprintf(stderr, "weir replay: %s is empty\n", r->o.file);
         return -1;
     }
-    int n = csv_split(r->line, r->cols, REPLAY_MAX_COLS);
+    int n = replay_csv_split(r->line, r->cols, REPLAY_MAX_COLS);
     for (int i = 0; i < r->n_header; i++)
         free(r->header[i]);
     r->n_header = n;
     for (int i = 0; i < n; i++)
-        r->header[i] = strdup(trim(r->cols[i]));
+        r->header[i] = strdup(replay_trim(r->cols[i]));
     return 0;
 }
 
@@ -273,7 +195,7 @@ static bool next_row(replay *r, int *ncols)
             return false;
         if (r->line[0] == '\n' || r->line[0] == '\r')
             continue;
-        *ncols = csv_split(r->line, r->cols, REPLAY_MAX_COLS);
+        *ncols = replay_csv_split(r->line, r->cols, REPLAY_MAX_COLS);
         return true;
     }
 }
@@ -317,7 +239,7 @@ static void send_row(replay *r, int ncols, int64_t row_ts)
             int tc = r->uci_t[i], hc = r->uci_rh[i];
             if (tc >= ncols || hc >= ncols)
                 continue;
-            const char *t = trim(r->cols[tc]), *h = trim(r->cols[hc]);
+            const char *t = replay_trim(r->cols[tc]), *h = replay_trim(r->cols[hc]);
             if (!is_number(t) || !is_number(h))
                 continue;
             int n = snprintf(buf, sizeof(buf),
@@ -333,7 +255,7 @@ static void send_row(replay *r, int ncols, int64_t row_ts)
      * same one; without, devices take rows in turn. */
     rdev *d;
     char device[64];
-    const char *keyv = r->key_col >= 0 && r->key_col < ncols ? trim(r->cols[r->key_col]) : NULL;
+    const char *keyv = r->key_col >= 0 && r->key_col < ncols ? replay_trim(r->cols[r->key_col]) : NULL;
     if (keyv && *keyv) {
         unsigned long h = 5381;
         size_t k = 0;
@@ -355,7 +277,7 @@ static void send_row(replay *r, int ncols, int64_t row_ts)
         if (i == r->time_col || !r->header[i] || !strcmp(r->header[i], "device") ||
             !strcmp(r->header[i], "ts"))
             continue;
-        const char *v = trim(r->cols[i]);
+        const char *v = replay_trim(r->cols[i]);
         bool num = is_number(v);
         /* Names and text values are written as they are, minus quotes and
          * backslashes (a simulator's payload, not a converter). */
@@ -394,7 +316,7 @@ static bool load_next(replay *r)
         r->prev_ts = INT64_MIN;
     }
     int64_t row_ts = r->time_col >= 0 && r->time_col < ncols
-                         ? parse_time_ms(trim(r->cols[r->time_col]))
+                         ? replay_parse_time_ms(replay_trim(r->cols[r->time_col]))
                          : INT64_MIN;
     if (r->first_ts == INT64_MIN && row_ts != INT64_MIN) {
         r->first_ts = row_ts;
