@@ -356,6 +356,8 @@ static int start_http(node *n)
                                   cfg->http_live_slow_ms)))
         return WEIR_ENOMEM;
     live_set_rules(n->api.live, n->rules); /* ?rule=NAME feeds */
+    if (n->metrics && live_register_metrics(n->api.live, n->metrics))
+        return WEIR_ENOMEM;
     if (!(n->api.probe_results = probe_results_new(n->catalog)))
         return WEIR_ENOMEM;
     http_config hc = {.host = host, .port = port, .max_body = cfg->http_max_body,

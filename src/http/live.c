@@ -19,6 +19,7 @@
 #include "base/err.h"
 #include "base/wlog.h"
 #include "http/routes.h"
+#include "metrics/metrics.h"
 #include "record/record.h"
 #include "stream/store.h"
 #ifdef WEIR_HAVE_RULES
@@ -764,9 +765,26 @@ uint64_t live_subscribers(const live *lv)
     return lv ? lv->n_subs : 0;
 }
 
-uint64_t live_slow_disconnects(const live *lv)
+const uint64_t *live_slow_counter(const live *lv)
 {
-    return lv ? lv->slow : 0;
+    return &lv->slow;
+}
+
+static double gauge_subscribers(void *arg)
+{
+    return (double)live_subscribers(arg);
+}
+
+int live_register_metrics(live *lv, void *registry)
+{
+    int rc = metrics_gauge(registry, "weir_live_subscribers",
+                           "Open live-feed connections (/api/v1/live, WebSocket and SSE).", NULL,
+                           gauge_subscribers, lv);
+    if (!rc)
+        rc = metrics_counter_ref(registry, "weir_live_slow_consumers_total",
+                                 "Live-feed clients disconnected as slow consumers.", NULL,
+                                 &lv->slow);
+    return rc;
 }
 
 /* After the loop closed the timer (live_shutdown, then a loop run). The

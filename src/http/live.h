@@ -62,9 +62,14 @@ void live_set_rules(live *lv, void *rs);
 void live_shutdown(live *lv);
 void live_free(live *lv);
 
-/* Subscribers now open, and slow consumers disconnected since start. */
+/* Subscribers now open, and the counter of slow consumers disconnected
+ * since start (a cell that lives as long as lv, for metrics_counter_ref). */
 uint64_t live_subscribers(const live *lv);
-uint64_t live_slow_disconnects(const live *lv);
+const uint64_t *live_slow_counter(const live *lv);
+
+/* Registers weir_live_subscribers and weir_live_slow_consumers_total. The
+ * registry is a struct metrics * (metrics/metrics.h). */
+int live_register_metrics(live *lv, void *registry);
 
 /* GET /api/v1/live?stream=NAME[&key=K][&fields=a,b][&from=latest|earliest|N]
  * or ?rule=NAME: a Server-Sent Events stream. ctx is the http_api_ctx. */

@@ -319,6 +319,8 @@ def test_slow_consumer_disconnected_others_unaffected(make_broker, config):
     assert [m["fields"]["i"] for m in sse.records()] == list(range(total))
     sse.close()
     assert broker.read_log().count("event=slow_consumer") == 1
+    metrics = requests.get(url(broker, "/metrics"), timeout=10).text
+    assert "weir_live_slow_consumers_total 1" in metrics
 
 
 @pytest.mark.parametrize("config", [{"http.live_buffer": "64k", "http.live_slow": "1s"}])
