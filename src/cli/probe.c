@@ -72,7 +72,8 @@ typedef struct probe_opts {
     const char *sync;
     int poll_ms;
     double drain_s;
-    bool json, post, keep, push, poll, direct;
+    const char *loop_topic; /* --loop-topic: a peer's read-back over MQTT */
+    bool json, post, keep, push, poll, direct, loop;
 } probe_opts;
 
 /* One read-back path (push or poll): its own thread's samples. */
@@ -108,7 +109,9 @@ struct probe {
     uint8_t *direct_seen;
     unsigned long direct_received;
     uint64_t direct_dups;
-    path push, poll;
+    path push, poll, peer; /* peer: the --loop-topic path, named "loop" */
+    mqttc *loop_sub;
+    bool loop_ready;
     uint64_t max_msgs;
     atomic_ulong sent;
     uint64_t drops;
@@ -142,15 +145,10 @@ static double ns_ms(int64_t d)
 
 /* ---- Read-back samples (push and poll threads) --------------------------- */
 
-/* One record read back: fields seq and t1, arrival (T2), commit (T3), T4. */
-static void path_sample(probe *p, path *pa, json_t *rec, int64_t t4, int64_t t5)
+static void path_sample_raw(probe *p, path *pa, json_int_t seq, int64_t t1, int64_t t2,
+                            int64_t t3, int64_t t4, int64_t t5)
 {
-    json_t *f = json_object_get(rec, "fields");
-    json_int_t seq = json_integer_value(json_object_get(f, "seq"));
-    int64_t t1 = json_integer_value(json_object_get(f, "t1"));
-    int64_t t2 = json_integer_value(json_object_get(rec, "arrival_ns"));
-    int64_t t3 = json_integer_value(json_object_get(rec, "commit_ns"));
-    if (!t1 || !t2 || !t3 || seq < 0)
+    if (!t1 || !t2 || !t3 || !t4 || seq < 0)
         return;
     if (!mark_seen(pa->seen, p->max_msgs, (uint64_t)seq)) {
         pa->dups++;
@@ -163,6 +161,16 @@ static void path_sample(probe *p, path *pa, json_t *rec, int64_t t4, int64_t t5)
     lstats_add(&pa->m[M_LCDC], ns_ms(t4 - t2));
     lstats_add(&pa->m[M_LPDS], ns_ms(t5 - t1));
     atomic_fetch_add(&pa->received, 1);
+}
+
+/* One record read back: fields seq and t1, arrival (T2), commit (T3), T4. */
+static void path_sample(probe *p, path *pa, json_t *rec, int64_t t4, int64_t t5)
+{
+    json_t *f = json_object_get(rec, "fields");
+    path_sample_raw(p, pa, json_integer_value(json_object_get(f, "seq")),
+                    json_integer_value(json_object_get(f, "t1")),
+                    json_integer_value(json_object_get(rec, "arrival_ns")),
+                    json_integer_value(json_object_get(rec, "commit_ns")), t4, t5);
 }
 
 /* ---- Push path: the live feed over SSE ----------------------------------- */
@@ -327,6 +335,40 @@ static void sub_on_message(void *arg, const char *topic, size_t tl, const uint8_
     p->direct_received++;
 }
 
+/* The loop path: a peer (bench/latency/peer.py: an application storing the
+ * readings in a database and a trigger listener publishing them back)
+ * publishes {"seq","t1","t2","t3","t4"} (ns) on --loop-topic. */
+static void loop_on_message(void *arg, const char *topic, size_t tl, const uint8_t *payload,
+                            size_t len)
+{
+    int64_t t5 = weir_wall_ns();
+    probe *p = arg;
+    (void)topic, (void)tl;
+    json_t *j = json_loadb((const char *)payload, len, 0, NULL);
+    path_sample_raw(p, &p->peer, json_integer_value(json_object_get(j, "seq")),
+                    json_integer_value(json_object_get(j, "t1")),
+                    json_integer_value(json_object_get(j, "t2")),
+                    json_integer_value(json_object_get(j, "t3")),
+                    json_integer_value(json_object_get(j, "t4")), t5);
+    json_decref(j);
+}
+
+static void loop_on_connect(void *arg, int rc)
+{
+    probe *p = arg;
+    if (rc) {
+        fprintf(stderr, "weir probe: loop subscriber: MQTT connection refused or failed\n");
+        p->failed++;
+        return;
+    }
+    mqttc_subscribe(p->loop_sub, p->o.loop_topic, p->o.qos);
+}
+
+static void loop_on_suback(void *arg)
+{
+    ((probe *)arg)->loop_ready = true;
+}
+
 static void sub_on_connect(void *arg, int rc)
 {
     probe *p = arg;
@@ -416,7 +458,8 @@ static bool all_received(probe *p)
     unsigned long sent = atomic_load(&p->sent);
     return (!p->o.direct || p->direct_received >= sent) &&
            (!p->o.push || atomic_load(&p->push.received) >= sent) &&
-           (!p->o.poll || atomic_load(&p->poll.received) >= sent);
+           (!p->o.poll || atomic_load(&p->poll.received) >= sent) &&
+           (!p->o.loop || atomic_load(&p->peer.received) >= sent);
 }
 
 static void close_clients(probe *p)
@@ -429,6 +472,8 @@ static void close_clients(probe *p)
     }
     if (p->sub)
         mqttc_close(p->sub);
+    if (p->loop_sub)
+        mqttc_close(p->loop_sub);
     uv_close((uv_handle_t *)&p->clock, NULL);
 }
 
@@ -439,6 +484,7 @@ static void on_clock(uv_timer_t *t)
     switch (p->phase) {
     case 0: {
         bool ready = p->connected == p->o.devices && (!p->o.direct || p->sub_ready) &&
+                     (!p->o.loop || p->loop_ready) &&
                      (!p->o.push || atomic_load(&p->push.ready)) &&
                      (!p->o.poll || atomic_load(&p->poll.ready));
         if (p->failed || now > p->t_deadline) {
@@ -586,11 +632,12 @@ static json_t *results_json(probe *p)
     const probe_opts *o = &p->o;
     char mqtt[300];
     snprintf(mqtt, sizeof(mqtt), "%s:%d", o->mqtt_host, o->mqtt_port);
-    json_t *opts = json_pack("{s:i, s:f, s:f, s:I, s:i, s:s, s:i, s:s, s:s, s:s, s:s}",
+    json_t *opts = json_pack("{s:i, s:f, s:f, s:I, s:i, s:s, s:i, s:s, s:s, s:s, s:s, s:s?}",
                              "devices", o->devices, "rate", o->rate, "duration_s", o->duration,
                              "payload_bytes", (json_int_t)o->payload, "qos", o->qos, "sync",
                              o->sync, "poll_ms", o->poll_ms, "mqtt", mqtt, "http", o->http,
-                             "stream", p->stream, "topic", p->topic_base);
+                             "stream", p->stream, "topic", p->topic_base, "loop_topic",
+                             o->loop_topic);
     json_t *paths = json_object(), *metrics = json_object(), *hist = json_object();
     if (o->direct) {
         json_t *m = json_pack("{s:o}", "LPS", summary_json(&p->lps));
@@ -603,9 +650,11 @@ static json_t *results_json(probe *p)
         json_object_set_new(paths, "push", path_json(&p->push));
     if (o->poll)
         json_object_set_new(paths, "poll", path_json(&p->poll));
+    if (o->loop)
+        json_object_set_new(paths, "loop", path_json(&p->peer));
     /* The headline metrics: the push path (weir's read-back on commit), and
      * LPS from the direct path; the poll path's are under paths.poll. */
-    path *ref = o->push ? &p->push : o->poll ? &p->poll : NULL;
+    path *ref = o->push ? &p->push : o->poll ? &p->poll : o->loop ? &p->peer : NULL;
     for (int i = 0; ref && i < M_N; i++) {
         json_object_set_new(metrics, metric_names[i], summary_json(&ref->m[i]));
         json_object_set_new(hist, metric_names[i], histogram_json(&ref->m[i]));
@@ -639,8 +688,8 @@ static void print_table(probe *p, json_t *res)
            "stream sync %s, poll every %d ms\n",
            p->id, o->devices, o->rate, o->duration, o->payload, o->qos, o->sync, o->poll_ms);
     printf("sent %lu", atomic_load(&p->sent));
-    const char *names[] = {"direct", "push", "poll"};
-    for (int i = 0; i < 3; i++) {
+    const char *names[] = {"direct", "push", "poll", "loop"};
+    for (int i = 0; i < 4; i++) {
         json_t *pa = json_object_get(paths, names[i]);
         if (pa)
             printf(" | %s received %lld", names[i],
@@ -649,14 +698,15 @@ static void print_table(probe *p, json_t *res)
     printf("\n\n%-5s %-7s %7s %9s %9s %9s %9s %9s %9s   (ms)\n", "", "path", "n", "min", "avg",
            "p95", "p99", "max", "std");
     for (int m = 0; m < M_N; m++) {
-        for (int i = 1; i < 3; i++) {
+        for (int i = 1; i < 4; i++) {
             json_t *pa = json_object_get(paths, names[i]);
             if (!pa)
                 continue;
-            /* DPC and DCD do not depend on the read-back: show them once. */
+            /* DPC and DCD of weir do not depend on the read-back: show them
+             * once (a loop through a peer has its own). */
             if (m <= M_DCD && i == 2 && json_object_get(paths, "push"))
                 continue;
-            print_row(metric_names[m], m <= M_DCD ? "ingest" : names[i],
+            print_row(metric_names[m], m <= M_DCD && i < 3 ? "ingest" : names[i],
                       json_object_get(json_object_get(pa, "metrics"), metric_names[m]));
         }
     }
@@ -675,11 +725,14 @@ static void usage(FILE *f)
             "usage: weir probe [--mqtt HOST:PORT] [--http URL] [--devices N] [--rate R]\n"
             "                  [--duration S] [--payload BYTES] [--qos 0|1] [--sync POLICY]\n"
             "                  [--poll MS] [--paths direct,push,poll] [--drain S] [--json]\n"
-            "                  [--no-post] [--keep]\n\n"
+            "                  [--no-post] [--keep] [--loop-topic FILTER]\n\n"
             "Measures DPC, DCD, DDC, DCS, LCDC, LPDS and LPS of a running node with N\n"
             "simulated devices publishing R msg/s each for S seconds (defaults: 127.0.0.1:1883,\n"
             "$WEIR_URL or http://127.0.0.1:8080, 10 devices, 1 msg/s, 10 s, 128 bytes, QoS 1,\n"
-            "sync interval=5ms, poll every 100 ms, all three paths).\n");
+            "sync interval=5ms, poll every 100 ms, all three paths). --loop-topic adds a\n"
+            "fourth: a peer that stores the readings elsewhere and publishes them back\n"
+            "with {seq,t1,t2,t3,t4} (bench/latency/peer.py); --paths direct --loop-topic T\n"
+            "measures a broker that is not weir.\n");
 }
 
 static int parse_opts(int argc, char **argv, probe_opts *o)
@@ -693,6 +746,7 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
         {"paths", required_argument, 0, 'P'},  {"drain", required_argument, 0, 'D'},
         {"json", no_argument, 0, 'j'},         {"no-post", no_argument, 0, 'N'},
         {"keep", no_argument, 0, 'k'},         {"help", no_argument, 0, 'h'},
+        {"loop-topic", required_argument, 0, 'L'},
         {0, 0, 0, 0},
     };
     const char *mqtt = "127.0.0.1:1883", *paths = "direct,push,poll";
@@ -717,6 +771,7 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
         case 'j': o->json = true; break;
         case 'N': o->post = false; break;
         case 'k': o->keep = true; break;
+        case 'L': o->loop_topic = optarg; break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }
@@ -725,10 +780,11 @@ static int parse_opts(int argc, char **argv, probe_opts *o)
     o->direct = strstr(paths, "direct") != NULL;
     o->push = strstr(paths, "push") != NULL;
     o->poll = strstr(paths, "poll") != NULL;
+    o->loop = o->loop_topic != NULL;
     if (config_parse_hostport(mqtt, o->mqtt_host, sizeof(o->mqtt_host), &o->mqtt_port) ||
         o->devices < 1 || o->devices > PROBE_MAX_DEVICES || !(o->rate > 0) || o->rate > 1e5 ||
         !(o->duration > 0) || o->qos < 0 || o->qos > 1 || o->poll_ms < 1 ||
-        o->payload > (1u << 20) || !(o->direct || o->push || o->poll) || o->drain_s < 0) {
+        o->payload > (1u << 20) || !(o->direct || o->push || o->poll || o->loop) || o->drain_s < 0) {
         fprintf(stderr, "weir probe: bad option value (see --help)\n");
         return -1;
     }
@@ -740,10 +796,12 @@ static void probe_free(probe *p)
     for (int i = 0; i < M_N; i++) {
         lstats_free(&p->push.m[i]);
         lstats_free(&p->poll.m[i]);
+        lstats_free(&p->peer.m[i]);
     }
     lstats_free(&p->lps);
     free(p->push.seen);
     free(p->poll.seen);
+    free(p->peer.seen);
     free(p->direct_seen);
     free(p->dev);
     free(p->pad);
@@ -774,6 +832,7 @@ int cli_probe(int argc, char **argv)
     strftime(p->started, sizeof(p->started), "%Y-%m-%dT%H:%M:%SZ", &tm);
     p->push.name = "push";
     p->poll.name = "poll";
+    p->peer.name = "loop";
     double expect = (double)o->devices * o->rate * o->duration;
     p->max_msgs = (uint64_t)(expect * 1.6) + (uint64_t)o->devices * 2 + 64;
     if (p->max_msgs > PROBE_MAX_MESSAGES)
@@ -781,15 +840,17 @@ int cli_probe(int argc, char **argv)
     for (int i = 0; i < M_N; i++) {
         lstats_init(&p->push.m[i], p->max_msgs);
         lstats_init(&p->poll.m[i], p->max_msgs);
+        lstats_init(&p->peer.m[i], p->max_msgs);
     }
     lstats_init(&p->lps, p->max_msgs);
     size_t seen_bytes = (size_t)(p->max_msgs / 8 + 1);
     p->push.seen = calloc(1, seen_bytes);
     p->poll.seen = calloc(1, seen_bytes);
+    p->peer.seen = calloc(1, seen_bytes);
     p->direct_seen = calloc(1, seen_bytes);
     p->dev = calloc((size_t)o->devices, sizeof(*p->dev));
     p->pad = malloc(o->payload + 1);
-    if (!p->push.seen || !p->poll.seen || !p->direct_seen || !p->dev || !p->pad)
+    if (!p->push.seen || !p->poll.seen || !p->peer.seen || !p->direct_seen || !p->dev || !p->pad)
         goto cleanup;
     memset(p->pad, 'x', o->payload);
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -816,6 +877,14 @@ int cli_probe(int argc, char **argv)
         mqttc_cbs cb = {.on_connect = sub_on_connect, .on_message = sub_on_message,
                         .on_suback = sub_on_suback, .on_close = on_client_closed, .arg = p};
         if (!(p->sub = mqttc_new(&p->loop, o->mqtt_host, o->mqtt_port, cid, &cb)))
+            p->failed++;
+    }
+    if (o->loop) {
+        char cid[64];
+        snprintf(cid, sizeof(cid), "weir-probe-%s-loop", p->id);
+        mqttc_cbs cb = {.on_connect = loop_on_connect, .on_message = loop_on_message,
+                        .on_suback = loop_on_suback, .on_close = on_client_closed, .arg = p};
+        if (!(p->loop_sub = mqttc_new(&p->loop, o->mqtt_host, o->mqtt_port, cid, &cb)))
             p->failed++;
     }
     for (int i = 0; i < o->devices; i++) {
