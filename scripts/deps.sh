@@ -9,11 +9,12 @@ what=${1:-build}
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libssl-dev
   libwebsockets-dev libsqlite3-dev libsodium-dev libjansson-dev libinih-dev
-  libzstd-dev libxxhash-dev libcurl4-openssl-dev)
+  libzstd-dev libxxhash-dev libcurl4-openssl-dev xz-utils)
 test_pkgs=(clang libclang-rt-14-dev libcmocka-dev mosquitto-clients
   python3 python3-pytest python3-paho-mqtt python3-requests python3-websockets
   sqlite3 openssl chromium)
-bench_pkgs=(mosquitto libmosquitto-dev redis-server influxdb influxdb-client)
+bench_pkgs=(mosquitto libmosquitto-dev redis-server influxdb influxdb-client postgresql
+  python3-psycopg2)
 
 pkgs=("${build_pkgs[@]}")
 case "$what" in

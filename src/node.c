@@ -20,6 +20,7 @@
 #include "base/fileio.h"
 #include "base/wlog.h"
 #include "catalog/catalog.h"
+#include "demo/demo.h"
 #include "http/live.h"
 #include "engine/rules.h"
 #include "http/routes.h"
@@ -57,6 +58,7 @@ typedef struct node {
     mqtt_broker *broker;
     net_listener *mqtt_l;
     http_server *http;
+    demo *demo;              /* the demo profile's replay, or NULL */
     metrics *metrics;
     http_api_ctx api;        /* what the HTTP routes see */
     mqtt_gauges gauges;      /* read once per render by the first gauge */
@@ -359,6 +361,8 @@ static int start_http(node *n)
                                   cfg->http_live_slow_ms)))
         return WEIR_ENOMEM;
     live_set_rules(n->api.live, n->rules); /* ?rule=NAME feeds */
+    if (n->metrics && live_register_metrics(n->api.live, n->metrics))
+        return WEIR_ENOMEM;
     if (!(n->api.probe_results = probe_results_new(n->catalog)))
         return WEIR_ENOMEM;
     http_config hc = {.host = host, .port = port, .max_body = cfg->http_max_body,
@@ -489,6 +493,7 @@ static void node_stop(node *n, const char *why)
     uv_close((uv_handle_t *)&n->sigterm, NULL);
     uv_close((uv_handle_t *)&n->tick, NULL);
     uv_close((uv_handle_t *)&n->autosave, NULL);
+    demo_stop(n->demo);
     if (n->broker)
         mqtt_broker_shutdown(n->broker);
     if (n->mqtt_l) {
@@ -607,6 +612,10 @@ static int node_start(node *n)
         return WEIR_EIO;
     if (start_mqtt(n) || start_http(n))
         return WEIR_EIO;
+    if (cfg->demo_enabled &&
+        demo_start(&n->loop, n->ingest, n->rules, cfg, n->mqtt_l ? net_listener_port(n->mqtt_l) : 0,
+                   &n->demo))
+        return WEIR_EINVAL;
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
     if (cfg->mqtt_autosave_ms > 0)
         uv_timer_start(&n->autosave, on_autosave, (uint64_t)cfg->mqtt_autosave_ms,
@@ -656,6 +665,7 @@ int node_run(const weir_config *cfg)
     uv_run(&n.loop, UV_RUN_DEFAULT);
     http_server_free(n.http);
     live_free(n.api.live);
+    demo_free(n.demo);
     probe_results_free(n.api.probe_results);
     if (n.metrics)
         metrics_set_collector(n.metrics, NULL, NULL);

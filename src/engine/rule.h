@@ -136,6 +136,8 @@ typedef struct eng_rule_stats {
     int64_t watermark;
 } eng_rule_stats;
 void eng_rule_get_stats(const eng_rule *r, eng_rule_stats *out);
+/* Bytes of state held now (what max_state limits). */
+size_t eng_rule_state_bytes(const eng_rule *r);
 
 /* Appends the rule's whole state (windows, panes, join buffers, last
  * values, watermark, counters) in a portable versioned form. */

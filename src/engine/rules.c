@@ -43,8 +43,9 @@
  *
  * ## Checkpoints and exactly-once derived streams
  *
- * Every checkpoint_interval (default 1 s), at stop and at shutdown, a
- * rule takes a snapshot between two records: its pending output is
+ * Every checkpoint_interval (default 1 s) when it processed anything since
+ * the last one, at stop and at shutdown, a rule takes a snapshot between
+ * two records: its pending output is
  * appended, then the engine state (eng_rule_checkpoint), the next offset
  * of every input partition, the next offset of every output partition (the
  * end of our own appends) and out_seq are copied. Appends carry a
@@ -64,7 +65,10 @@
  * checkpoint starts at the end of its inputs and checkpoints at once.
  *
  * Threads: the loop thread, except the checkpoint writer (worker thread,
- * owns only its catalog connection and the snapshot it writes).
+ * owns only its catalog connection and the snapshots it writes). Control-
+ * plane catalog writes (create, delete, desired state, last error, the
+ * definition of a derived stream) run on the loop like stream definitions
+ * do: a few per operator action, never per record.
  */
 #include "engine/rules.h"
 #include "base/buf.h"
@@ -190,6 +194,7 @@ struct rule_rt {
     void *sink;
     bool blocked;       /* output pushes back: do not read */
     bool efull;         /* the last flush met WEIR_EFULL: retried after an ack */
+    bool dirty;         /* pushed or emitted since the last checkpoint */
     bool failing;       /* failed during a turn: stopped after it */
     int64_t next_ck_ns; /* monotonic */
     /* checkpoints */
@@ -227,6 +232,7 @@ struct rules {
     bool writing;
     /* one record's encoding */
     weir_buf enc;
+    uint64_t decoded; /* records decoded for rules (shared decodes count once) */
 };
 
 static void rule_stop_internal(rule_rt *rt, rule_state to, const char *why);
@@ -693,6 +699,7 @@ static int on_emit(void *arg, const eng_row *row)
 {
     rule_rt *rt = arg;
     int rc = WEIR_OK;
+    rt->dirty = true;
     if (row->late) {
         rt->late++;
         if (!rt->late_out) {
@@ -906,6 +913,7 @@ static void push_one(rule_rt *rt, uint32_t input, const stream_rec *sr, record *
                         .commit_ns = sr->commit, .rec = rec};
     char err[256] = "";
     rt->in++;
+    rt->dirty = true;
     int rc = eng_rule_push(rt->eng, &in, on_emit, rt, err, sizeof(err));
     if (rc == WEIR_EINVAL) {
         rt->errors++;
@@ -928,6 +936,7 @@ static void push_one(rule_rt *rt, uint32_t input, const stream_rec *sr, record *
 /* Decodes a stored record into the src's arena. */
 static int decode(src *s, const stream_rec *sr, record *rec)
 {
+    s->rs->decoded++;
     arena_reset(&s->ar);
     return record_decode(sr->value, sr->value_len, &s->ar, rec);
 }
@@ -1119,6 +1128,7 @@ static void take_checkpoint(rule_rt *rt)
         return;
     }
     s->refs = 1;
+    rt->dirty = false;
     s->epoch = ++rt->epoch;
     s->out_seq = rt->out_seq;
     rt->ck_wait = s;
@@ -1139,7 +1149,7 @@ static void on_timer(uv_timer_t *h)
             fail_rule(rt, "state limit reached (max_state): %s", err);
         else if (rc && rc != WEIR_EINVAL)
             fail_rule(rt, "%s", err[0] ? err : weir_strerror(rc));
-        if (!rt->failing && now >= rt->next_ck_ns) {
+        if (!rt->failing && rt->dirty && now >= rt->next_ck_ns) {
             take_checkpoint(rt);
             rt->next_ck_ns = now + rt->ck_interval_ns;
         }
@@ -1934,6 +1944,14 @@ static double m_failed(rule_rt *rt) { return rt->state == RS_FAILED; }
 void rules_metrics_render(void *arg, weir_buf *out)
 {
     rules *rs = arg;
+    char line[320];
+    int n = snprintf(line, sizeof(line),
+                     "# HELP weir_rules_records_decoded_total Input records decoded for rules "
+                     "(once for all caught-up rules of a stream).\n"
+                     "# TYPE weir_rules_records_decoded_total counter\n"
+                     "weir_rules_records_decoded_total %llu\n",
+                     (unsigned long long)rs->decoded);
+    buf_append(out, line, (size_t)n);
     if (!rs->list)
         return;
     metric(out, "weir_rule_records_in_total", "counter", "Input records pushed into the rule.",

@@ -19,6 +19,7 @@
 #include "base/err.h"
 #include "base/wlog.h"
 #include "http/routes.h"
+#include "metrics/metrics.h"
 #include "record/record.h"
 #include "stream/store.h"
 #ifdef WEIR_HAVE_RULES
@@ -500,6 +501,8 @@ static void sub_hello(live_sub *s, const live_req *q)
                           (json_int_t)s->lv->max_buffer);
     if (j && s->key)
         json_object_set_new(j, "key", json_string(s->key));
+    if (j && q->rule)
+        json_object_del(j, "partitions");
     char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (t) {
@@ -740,9 +743,9 @@ live *live_new(uv_loop_t *loop, ingest *in, size_t max_buffer, int64_t slow_ms)
     return lv;
 }
 
-void live_set_rules(live *lv, void *runtime)
+void live_set_rules(live *lv, void *rs)
 {
-    lv->rules = runtime;
+    lv->rules = rs;
 }
 
 void live_shutdown(live *lv)
@@ -762,9 +765,26 @@ uint64_t live_subscribers(const live *lv)
     return lv ? lv->n_subs : 0;
 }
 
-uint64_t live_slow_disconnects(const live *lv)
+const uint64_t *live_slow_counter(const live *lv)
 {
-    return lv ? lv->slow : 0;
+    return &lv->slow;
+}
+
+static double gauge_subscribers(void *arg)
+{
+    return (double)live_subscribers(arg);
+}
+
+int live_register_metrics(live *lv, void *registry)
+{
+    int rc = metrics_gauge(registry, "weir_live_subscribers",
+                           "Open live-feed connections (/api/v1/live, WebSocket and SSE).", NULL,
+                           gauge_subscribers, lv);
+    if (!rc)
+        rc = metrics_counter_ref(registry, "weir_live_slow_consumers_total",
+                                 "Live-feed clients disconnected as slow consumers.", NULL,
+                                 &lv->slow);
+    return rc;
 }
 
 /* After the loop closed the timer (live_shutdown, then a loop run). The

@@ -55,16 +55,21 @@ live *live_new(uv_loop_t *loop, ingest *in, size_t max_buffer, int64_t slow_ms);
 /* The rule runtime for ?rule=NAME (engine/rules.h). Without it, or in a
  * build without the runtime, rule subscriptions are answered "not
  * available". The pointer is a struct rules *. */
-void live_set_rules(live *lv, void *rules);
+void live_set_rules(live *lv, void *rs);
 
 /* Closes every subscriber's readers and watches (before the store closes;
  * the HTTP server's stop has normally done it already). */
 void live_shutdown(live *lv);
 void live_free(live *lv);
 
-/* Subscribers now open, and slow consumers disconnected since start. */
+/* Subscribers now open, and the counter of slow consumers disconnected
+ * since start (a cell that lives as long as lv, for metrics_counter_ref). */
 uint64_t live_subscribers(const live *lv);
-uint64_t live_slow_disconnects(const live *lv);
+const uint64_t *live_slow_counter(const live *lv);
+
+/* Registers weir_live_subscribers and weir_live_slow_consumers_total. The
+ * registry is a struct metrics * (metrics/metrics.h). */
+int live_register_metrics(live *lv, void *registry);
 
 /* GET /api/v1/live?stream=NAME[&key=K][&fields=a,b][&from=latest|earliest|N]
  * or ?rule=NAME: a Server-Sent Events stream. ctx is the http_api_ctx. */

@@ -344,9 +344,28 @@ static int eval_case(const sql_node *e, const sql_row *row, rec_value *out, aren
     return WEIR_OK;
 }
 
+bool sql_is_state_fn(const char *name, size_t len)
+{
+    static const char *const names[] = {"changes", "lag", "time_since_change", "changed_at"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i]) == len && strncasecmp(name, names[i], len) == 0)
+            return true;
+    return false;
+}
+
 static int eval_call(const sql_node *e, const sql_row *row, rec_value *out, arena *a,
                      sql_eval_error *err)
 {
+    for (uint32_t i = 0; i < row->n_pre; i++)
+        if (row->pre_nodes[i] == e) {
+            *out = row->pre_vals[i];
+            return WEIR_OK;
+        }
+    if (sql_is_state_fn(e->name, strlen(e->name)))
+        return sql_fail(err, WEIR_EINVAL,
+                        "%s() keeps per-key state across records: it is only available in "
+                        "continuous rules (CREATE RULE)",
+                        e->name);
     if (sql_node_is_agg(e)) {
         for (uint32_t i = 0; i < row->n_aggs; i++)
             if (row->agg_nodes[i] == e) {

@@ -70,7 +70,20 @@ typedef struct sql_row {
     const char *const *col_names; /* select aliases (NULL entries skipped) */
     const rec_value *col_vals;
     uint32_t n_cols; /* how many of col_names/col_vals are valid */
+
+    /* Any row: CALL nodes whose value the caller computed beforehand (a
+     * rule's state functions changes(), lag(), ... keep per-key state the
+     * evaluator knows nothing of). Matched by pointer, before anything else. */
+    const sql_node *const *pre_nodes;
+    const rec_value *pre_vals;
+    uint32_t n_pre;
 } sql_row;
+
+/* The state functions of continuous rules (changes, lag, time_since_change,
+ * changed_at): name[0..len) is one of them, any case. They need per-key
+ * state across records, so only a rule can evaluate them (sql_row.pre_nodes);
+ * elsewhere (history queries) they are an error. */
+bool sql_is_state_fn(const char *name, size_t len);
 
 /* Evaluates e on row into *out. WEIR_OK, or WEIR_EINVAL (a type error, an
  * unknown function, a name a group row cannot resolve) / an arena error,

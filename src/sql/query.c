@@ -180,6 +180,11 @@ static int check_expr(query *q, const sql_node *e, bool allow_agg, const char *w
             }
             return WEIR_OK;
         }
+        if (sql_is_state_fn(e->name, strlen(e->name)))
+            return fail_node(q, WEIR_EUNSUPPORTED, e,
+                             "%s() keeps per-key state across records: it is only available "
+                             "in continuous rules (CREATE RULE), not in history queries",
+                             e->name);
         if (!(is_name(e->name, "now") && e->n_kids == 0)) {
             const sql_function *f = sql_function_find(e->name, strlen(e->name));
             if (!f)

@@ -245,7 +245,9 @@ def test_errors(broker):
     r = requests.get(url(broker, "/api/v1/live"), timeout=10)
     assert r.status_code == 400
     r = requests.get(url(broker, "/api/v1/live?rule=r1"), timeout=10)
-    assert r.status_code in (404, 501)
+    assert r.status_code == 404 and "r1" in r.json()["error"]
+    r = requests.get(url(broker, "/api/v1/live?rule=r1&stream=s"), timeout=10)
+    assert r.status_code == 400
 
     async def run():
         async with websockets.connect(ws_url(broker)) as ws:
@@ -317,6 +319,8 @@ def test_slow_consumer_disconnected_others_unaffected(make_broker, config):
     assert [m["fields"]["i"] for m in sse.records()] == list(range(total))
     sse.close()
     assert broker.read_log().count("event=slow_consumer") == 1
+    metrics = requests.get(url(broker, "/metrics"), timeout=10).text
+    assert "weir_live_slow_consumers_total 1" in metrics
 
 
 @pytest.mark.parametrize("config", [{"http.live_buffer": "64k", "http.live_slow": "1s"}])
@@ -354,3 +358,33 @@ def test_slow_sse_consumer(make_broker, config):
     offsets = [d["offset"] for _, d in parsed[1:-1]]
     assert offsets == list(range(len(offsets))) and len(offsets) < 3000
     assert parsed[-1][0] == b"error" and parsed[-1][1]["error"].startswith("slow consumer: ")
+
+
+def test_rule_output_feed(broker):
+    define(broker, "live6")
+    r = requests.post(url(broker, "/api/v1/rules"), timeout=10, json={
+        "sql": "CREATE RULE hot AS SELECT device, v * 2 AS v2 FROM live6 WHERE v >= 5 "
+               "EMIT TO 'stream:hot_out'", "start": True})
+    assert r.status_code == 201, r.text
+    ws_all = Sse(broker, "?rule=hot")
+    keyed = Sse(broker, "?rule=hot&key=d1&fields=v2")
+    assert ws_all.status == 200 and keyed.status == 200
+    wait_for(lambda: ws_all.events and keyed.events, what="subscribed")
+    assert ws_all.events[0][1]["rule"] == "hot"
+    post(broker, "live6", [{"device": "d%d" % (i % 2), "ts": 1700000000000 + i, "v": i}
+                           for i in range(10)])
+    rows = lambda sse: [d for e, d in sse.events if e == "row"]
+    wait_for(lambda: len(rows(ws_all)) == 5, what="five rows of the rule")
+    wait_for(lambda: len(rows(keyed)) == 3, what="three rows of key d1")
+    got = rows(ws_all)
+    assert sorted(m["fields"]["v2"] for m in got) == [10, 12, 14, 16, 18]
+    for m in got:
+        assert m["type"] == "row" and m["rule"] == "hot"
+        assert m["commit_ns"] <= m["push_ns"]
+    assert [m["fields"] for m in rows(keyed)] == [{"v2": 10}, {"v2": 14}, {"v2": 18}]
+    # Deleting the rule ends its feeds with a reason.
+    assert requests.delete(url(broker, "/api/v1/rules/hot"), timeout=10).status_code in (200, 204)
+    wait_for(lambda: ws_all.closed and keyed.closed, what="feeds closed")
+    assert ws_all.events[-1][0] == "error" and "deleted" in ws_all.events[-1][1]["error"]
+    ws_all.close()
+    keyed.close()
