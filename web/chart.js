@@ -36,7 +36,8 @@ function sizeOf(el, height) {
 }
 
 export class TimeChart {
-  constructor(el, { height = 260, windowMs = 60000, yLabel = '' } = {}) {
+  constructor(el, { height = 260, windowMs = 60000, yLabel = '', zeroBased = false } = {}) {
+    this.zeroBased = zeroBased;  // y axis from 0 (rates), else fitted to the data
     this.el = el;
     this.height = height;
     this.windowMs = windowMs;
@@ -73,7 +74,7 @@ export class TimeChart {
     this.el.replaceChildren();
     const opts = {
       ...sizeOf(this.el, this.height),
-      scales: { x: { time: true } },
+      scales: { x: { time: true }, ...(this.zeroBased ? { y: { range: (u, min, max) => [0, max > 0 ? max * 1.15 : 1] } } : {}) },
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
       series: [{}, ...names.map((n, i) => ({

@@ -26,7 +26,7 @@ export function mount(el) {
           h('th', 'Last record'), h('th', 'Retention'))),
         streamsBody))),
   );
-  const chart = new TimeChart(chartEl, { height: 220, windowMs: 5 * 60000, yLabel: 'per second' });
+  const chart = new TimeChart(chartEl, { height: 220, windowMs: 2 * 60000, yLabel: 'per second', zeroBased: true });
   chart.live(['records/s', 'mqtt msgs/s']);
   const set = (id, v) => { const e = el.querySelector('#' + id); if (e) e.textContent = v; };
   let prev = null;

@@ -71,7 +71,7 @@ function mountOne(el, name) {
         h('span', 'from ', fromIn, ' to ', toIn, ' ', h('button', { id: 'range-apply', onclick: () => applyCustom() }, 'Show')),
         modeBox),
       h('div.toolbar', h('span.muted', 'Fields:'), fieldsBox, h('span.muted', 'Key:'), keySel,
-        h('span.muted', { title: 'A chart draws at most 20 series (key × field); choose a key to see others.' }, 'ⓘ')),
+        h('span.muted', { title: 'A chart draws at most 20 series (key × field); choose a key to see others.' }, '(at most 20 series)')),
       chartEl),
     h('div.card', h('h2', 'Recent records'), h('div.table-wrap', h('table#records-table',
       h('thead', h('tr', h('th', 'Time'), h('th', 'Key'), h('th', 'Partition:offset'), h('th', 'Fields'))), tbody))),
