@@ -19,7 +19,9 @@
  * dropped once no acceptable record can match them (ts < watermark -
  * lateness - 2d). LEFT JOIN: a row of a that has matched nothing when the
  * watermark passes a.ts + d is emitted once with b's columns NULL (a late b
- * arriving within lateness afterwards still gives its pair).
+ * arriving within lateness afterwards still gives its pair). The scan for
+ * such rows visits every key, so it runs at most every WITHIN/16 of event
+ * time: an unmatched row may come out that much after its due time.
  *
  * Output identity: a hash of both input rows' (input, partition, offset),
  * or of a's alone with a marker for an unmatched LEFT row.
@@ -323,5 +325,10 @@ int eng_join_advance(eng_rule *r)
             eng_gtab_remove(r, &r->groups, g);
         g = next;
     }
+    /* Scan for unmatched LEFT rows at most every WITHIN/16 of event time,
+     * not on every record: each scan visits every key. */
+    int64_t step = r->within / 16 > 0 ? r->within / 16 : 1;
+    if (r->next_left_check != INT64_MAX && r->next_left_check < r->wm + step)
+        r->next_left_check = r->wm + step;
     return WEIR_OK;
 }
