@@ -707,6 +707,11 @@ static int http__stream_writeable(struct lws *wsi, http_conn *c)
         if (http__write_headers(wsi, w))
             return -1;
         w->headers_sent = 1;
+        /* lws keeps a pending timeout on a connection that is answering
+         * (its default 5 s); a stream that may stay idle for hours must not
+         * be cut by it. http_stream_close sets its own deadline. */
+        if (!st->closing)
+            lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     } else if (buf_used(&st->out) >= 4) {
         /* Writes are kept whole in the buffer (a length before each) so that
          * a discard never cuts one; several small ones go out together. */

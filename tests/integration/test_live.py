@@ -18,7 +18,7 @@ import pytest
 import requests
 import websockets
 
-from conftest import WAIT, TARGET, wait_for
+from conftest import WAIT, TARGET, let_time_pass, wait_for
 
 pytestmark = pytest.mark.skipif(TARGET != "weir", reason="weir-specific: live feeds")
 
@@ -388,3 +388,24 @@ def test_rule_output_feed(broker):
     assert ws_all.events[-1][0] == "error" and "deleted" in ws_all.events[-1][1]["error"]
     ws_all.close()
     keyed.close()
+
+
+def test_idle_feeds_stay_open(broker):
+    """An idle feed is not cut by the HTTP server's timeouts (lws's default
+    is 5 s for a connection that is answering)."""
+    define(broker, "live7")
+    sse = Sse(broker, "?stream=live7")
+    wait_for(lambda: sse.events, what="subscribed")
+
+    async def run():
+        async with websockets.connect(ws_url(broker, "?stream=live7"), ping_interval=None) as ws:
+            assert json.loads(await ws.recv())["type"] == "subscribed"
+            await asyncio.to_thread(let_time_pass, 7)
+            await asyncio.to_thread(post, broker, "live7", [{"device": "a", "v": 1}])
+            return json.loads(await asyncio.wait_for(ws.recv(), WAIT))
+
+    m = asyncio.run(run())
+    assert m["type"] == "record" and m["fields"]["v"] == 1
+    wait_for(lambda: sse.records(), what="the record over SSE after 7 s idle")
+    assert not sse.closed
+    sse.close()
