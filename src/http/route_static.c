@@ -31,6 +31,13 @@
 
 #define WEB_ROOT_MAX_FILE (8u << 20)
 
+/* Pages run only the dashboard's own scripts and talk only to this origin
+ * (fetch, WebSocket, EventSource), and may not be framed. Inline styles stay
+ * allowed: uPlot positions its elements with them. */
+#define HTML_CSP                                                                                   \
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "                    \
+    "img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
 static const struct {
     const char *ext;
     const char *type;
@@ -110,6 +117,9 @@ void http_static_serve(http_request *r, http_response *w, void *ctx, const char 
         return;
     }
     char inm[128];
+    size_t nl = strlen(name);
+    if (nl > 5 && !strcmp(name + nl - 5, ".html"))
+        http_resp_header(w, "Content-Security-Policy", HTML_CSP);
     http_resp_header(w, "Cache-Control", "no-cache");
     http_resp_header(w, "ETag", a->etag);
     http_resp_header(w, "X-Content-Type-Options", "nosniff");

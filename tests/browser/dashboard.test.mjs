@@ -100,6 +100,7 @@ describe('dashboard', { timeout: 110000 }, () => {
     const index = await fetch(`${weir.base}/`);
     assert.equal(index.status, 200);
     assert.match(index.headers.get('content-type'), /^text\/html/);
+    assert.match(index.headers.get('content-security-policy') || '', /script-src 'self'/);
     const etag = index.headers.get('etag');
     assert.ok(etag, 'ETag on /');
     const again = await fetch(`${weir.base}/`, { headers: { 'If-None-Match': etag } });

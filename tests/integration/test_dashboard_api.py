@@ -27,6 +27,7 @@ def test_static_files(broker):
     st, h, body = get(broker, "/")
     assert st == 200 and h["content-type"].startswith("text/html")
     assert b"/assets/app.js" in body
+    assert "script-src 'self'" in h["content-security-policy"]
     etag = h["etag"]
     assert etag.startswith('"') and h["cache-control"] == "no-cache"
     st, h2, body = get(broker, "/", {"If-None-Match": etag})
