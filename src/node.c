@@ -21,6 +21,8 @@
 #include "base/secret.h"
 #include "base/wlog.h"
 #include "catalog/catalog.h"
+#include "demo/demo.h"
+#include "http/live.h"
 #include "engine/rules.h"
 #include "http/peer_client.h"
 #include "http/routes.h"
@@ -67,6 +69,7 @@ typedef struct node {
     secret_key *key;         /* [storage] encryption_key_file, or NULL */
     secret_key *snap_key;    /* its snapshot subkey */
     http_server *http;
+    demo *demo;              /* the demo profile's replay, or NULL */
     metrics *metrics;
     http_api_ctx api;        /* what the HTTP routes see */
     mqtt_gauges gauges;      /* read once per render by the first gauge */
@@ -203,6 +206,8 @@ static void *ws_on_open(void *ctx, http_ws *ws)
 static const http_ws_endpoint ws_endpoints[] = {
     {.path = "/mqtt", .subprotocol = "mqtt", .on_open = ws_on_open, .on_data = mqtt_on_data,
      .on_drain = mqtt_on_drain, .on_close = mqtt_on_close},
+    {.path = "/api/v1/live", .on_open = live_ws_open, .on_data = live_ws_data,
+     .on_drain = live_ws_drain, .on_close = live_ws_close, .text = 1},
 };
 
 static const http_route routes[] = {
@@ -219,6 +224,9 @@ static const http_route routes[] = {
     {"GET", "/api/v1/streams/{name}/groups/{group}", http_route_stream_group_get},
     {"POST", "/api/v1/streams/{name}/groups/{group}", http_route_stream_group_commit},
     {"POST", "/api/v1/query", http_route_query},
+    {"GET", "/api/v1/live", http_route_live},
+    {"GET", "/api/v1/probe/results", http_route_probe_results_get},
+    {"POST", "/api/v1/probe/results", http_route_probe_results_post},
     {"GET", "/api/v1/rules", http_route_rules_list},
     {"POST", "/api/v1/rules", http_route_rules_create},
     {"GET", "/api/v1/rules/{name}", http_route_rule_get},
@@ -233,6 +241,11 @@ static const http_route routes[] = {
     {"POST", "/api/stop", http_route_usvc_stop},
     {"POST", "/api/move", http_route_usvc_move},
     {"GET", "/api/jobs", http_route_usvc_jobs},
+    {"GET", "/api/v1/overview", http_route_overview},
+    {"GET", "/api/v1/clients", http_route_clients},
+    /* The dashboard (docs/dashboard.md): keep these last. */
+    {"GET", "/", http_route_static_index},
+    {"GET", "/assets/{file}", http_route_static_asset},
 };
 
 /* ---- Streams: the broker's ingest hook ---------------------------------- */
@@ -412,6 +425,14 @@ static int start_http(node *n)
         wlog_error("node", "config", "error=\"bad http.listen\" value=\"%s\"", cfg->http_listen);
         return WEIR_EINVAL;
     }
+    if (!(n->api.live = live_new(&n->loop, n->ingest, cfg->http_live_buffer,
+                                  cfg->http_live_slow_ms)))
+        return WEIR_ENOMEM;
+    live_set_rules(n->api.live, n->rules); /* ?rule=NAME feeds */
+    if (n->metrics && live_register_metrics(n->api.live, n->metrics))
+        return WEIR_ENOMEM;
+    if (!(n->api.probe_results = probe_results_new(n->catalog)))
+        return WEIR_ENOMEM;
     http_config hc = {.host = host, .port = port, .max_body = cfg->http_max_body,
                       .max_ws_outbuf = cfg->mqtt_max_outbuf * 2 + cfg->mqtt_max_packet_size};
     if (cfg->http_tls) {
@@ -609,6 +630,7 @@ static void node_stop(node *n, const char *why)
     uv_close((uv_handle_t *)&n->sighup, NULL);
     uv_close((uv_handle_t *)&n->tick, NULL);
     uv_close((uv_handle_t *)&n->autosave, NULL);
+    demo_stop(n->demo);
     if (n->broker)
         mqtt_broker_shutdown(n->broker);
     if (n->mqtts_l)
@@ -625,6 +647,7 @@ static void node_stop(node *n, const char *why)
      * writes and syncs what is pending and completes every held MQTT
      * acknowledgement and HTTP answer. Nothing appends after this. */
     http_streams_shutdown(&n->api);
+    live_shutdown(n->api.live);
     if (n->rules)
         rules_shutdown(n->rules); /* checkpoints; closes its readers */
     if (n->broker)
@@ -801,10 +824,16 @@ static int node_start(node *n)
     }
     if (peer_client_init())
         return WEIR_EIO;
+    n->api.broker = n->broker;
+    n->api.web_root = cfg->http_web_root;
     if (start_streams(n))
         return WEIR_EIO;
     if (start_mqtt(n) || start_mqtt_tls(n) || start_http(n))
         return WEIR_EIO;
+    if (cfg->demo_enabled &&
+        demo_start(&n->loop, n->ingest, n->rules, cfg, n->mqtt_l ? net_listener_port(n->mqtt_l) : 0,
+                   &n->demo))
+        return WEIR_EINVAL;
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
     if (cfg->mqtt_autosave_ms > 0)
         uv_timer_start(&n->autosave, on_autosave, (uint64_t)cfg->mqtt_autosave_ms,
@@ -856,6 +885,9 @@ int node_run(const weir_config *cfg)
     uv_close((uv_handle_t *)&n.deadline, NULL);
     uv_run(&n.loop, UV_RUN_DEFAULT);
     http_server_free(n.http);
+    live_free(n.api.live);
+    demo_free(n.demo);
+    probe_results_free(n.api.probe_results);
     if (n.metrics)
         metrics_set_collector(n.metrics, NULL, NULL);
     rules_free(n.rules);

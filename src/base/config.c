@@ -90,6 +90,20 @@ static const opt options[] = {
     O("storage", "encryption_key_file", OPT_STR, storage_encryption_key_file, "",
       "file with the 32-byte key that encrypts stream segments and the MQTT snapshot at "
       "rest (`weir keygen FILE`); empty = no encryption"),
+    O("http", "live_buffer", OPT_SIZE, http_live_buffer, "1m",
+      "per live-feed client: bound of unsent bytes (reading pauses at half of it)"),
+    O("http", "live_slow", OPT_DURATION, http_live_slow_ms, "5s",
+      "a live-feed client whose buffer stays full this long is disconnected (slow consumer)"),
+    O("http", "web_root", OPT_STR, http_web_root, "",
+      "development: serve the dashboard's files from this directory (e.g. web/), falling back "
+      "to the embedded ones; empty serves the embedded files only"),
+    O("demo", "enabled", OPT_BOOL, demo_enabled, "false",
+      "the demo profile (weir serve --demo): a climate stream fed by a replay of the UCI file "
+      "as 9 room devices; loopback listeners only"),
+    O("demo", "file", OPT_STR, demo_file, "demo/data/uci_appliances_energydata_complete.csv.xz",
+      "the CSV the demo replays (plain or .xz)"),
+    O("demo", "speedup", OPT_UINT, demo_speedup, "600",
+      "how many times faster than recorded the demo replays (600: a 10-minute row per second)"),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

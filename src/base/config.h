@@ -65,6 +65,13 @@ typedef struct weir_config {
     char *tls_verify_client;  /* none | optional | require */
     /* [storage] */
     char *storage_encryption_key_file; /* 32-byte key; "" = no encryption at rest */
+    uint64_t http_live_buffer; /* per live-feed client: bound of unsent bytes */
+    int64_t http_live_slow_ms; /* live feed: full this long = slow consumer */
+    char *http_web_root;      /* serve the dashboard from this directory (development); "" = embedded */
+    /* [demo] */
+    bool demo_enabled;        /* weir serve --demo */
+    char *demo_file;          /* CSV replayed by the demo */
+    uint64_t demo_speedup;    /* replay speed-up */
     config_object_kv *objects; /* owned list of object-section keys, file order */
     config_object_kv **objects_tail;
 } weir_config;
