@@ -14,9 +14,11 @@ build:
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build build -j $(JOBS) --target weir
 
-# The demo profile: embedded defaults on loopback, data in ./weir-data.
+# The demo profile: embedded defaults on loopback, data in ./weir-data, and
+# anonymous access from loopback turned on explicitly (the log says so; see
+# docs/security.md before exposing a node).
 run: deps build
-	./build/weir serve --data ./weir-data $(ARGS)
+	./build/weir serve --data ./weir-data --set auth.anonymous=true $(ARGS)
 
 fuzz-build:
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DWEIR_FUZZ=ON \

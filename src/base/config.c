@@ -68,6 +68,13 @@ static const opt options[] = {
       "host:port of the HTTP listener (API, dashboard, MQTT over WebSocket at /mqtt); empty "
       "disables it"),
     O("http", "max_body", OPT_SIZE, http_max_body, "16m", "largest HTTP request body"),
+    O("auth", "anonymous", OPT_BOOL, auth_anonymous, "false",
+      "let clients without credentials in from loopback addresses only, with every right "
+      "(the demo and test profile; never from other addresses)"),
+    O("auth", "device_publish", OPT_STR, auth_device_publish, "devices/%u/#",
+      "topic filter the device role may publish to (%u = user name, %c = client id)"),
+    O("auth", "device_subscribe", OPT_STR, auth_device_subscribe, "devices/%u/cmd/#",
+      "topic filter the device role may subscribe to (%u = user name, %c = client id)"),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -53,6 +53,10 @@ typedef struct weir_config {
     /* [http] */
     char *http_listen;        /* host:port of the HTTP listener; "" disables */
     uint64_t http_max_body;   /* largest request body */
+    /* [auth] */
+    bool auth_anonymous;      /* clients without credentials let in from loopback */
+    char *auth_device_publish;   /* default publish filter of the device role */
+    char *auth_device_subscribe; /* default subscribe filter of the device role */
     config_object_kv *objects; /* owned list of object-section keys, file order */
     config_object_kv **objects_tail;
 } weir_config;

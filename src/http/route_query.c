@@ -10,6 +10,7 @@
  */
 #include "base/err.h"
 #include "http/routes.h"
+#include "sql/parser.h"
 #include "sql/query.h"
 
 #include <stdio.h>
@@ -17,6 +18,35 @@
 #include <string.h>
 
 #define QUERY_MAX_ROWS 10000
+
+/* Whether the caller may read every stream the statement reads (FROM and
+ * JOIN). A statement that does not parse is let through: the query answers
+ * its syntax error without reading anything. */
+static bool may_query(http_api_ctx *api, http_request *r, const char *text, size_t len)
+{
+    arena a;
+    arena_init(&a, 4u << 20);
+    sql_stmt *st = NULL;
+    sql_error perr;
+    bool ok = true;
+    if (sql_parse(text, len, &a, &st, &perr) == WEIR_OK && st) {
+        const sql_select *sel = st->kind == SQL_STMT_EXPLAIN && st->explained
+                                    ? st->explained->select
+                                    : st->select;
+        const auth_identity *who = http_identity(r);
+        if (!sel) {
+            ok = auth_check(api->auth, who, AUTH_QUERY, NULL, 0) == WEIR_OK;
+        } else {
+            const char *from = sel->from.stream;
+            ok = from && auth_check(api->auth, who, AUTH_QUERY, from, strlen(from)) == WEIR_OK;
+            if (ok && sel->join && sel->join->right.stream)
+                ok = auth_check(api->auth, who, AUTH_QUERY, sel->join->right.stream,
+                                strlen(sel->join->right.stream)) == WEIR_OK;
+        }
+    }
+    arena_free(&a);
+    return ok;
+}
 
 void http_route_query(http_request *r, http_response *w, void *ctx)
 {
@@ -40,6 +70,13 @@ void http_route_query(http_request *r, http_response *w, void *ctx)
     json_t *result = NULL;
     sql_error err;
     memset(&err, 0, sizeof(err));
+    if (api->auth && !may_query(api, r, text, len)) {
+        json_decref(j);
+        http_respond_json(w, 403, json_pack("{s:s, s:s}", "error",
+                                            "not allowed to read a stream this query reads",
+                                            "code", "EDENIED"));
+        return;
+    }
     int rc = api->ingest ? sql_query_run(api->ingest, text, len, QUERY_MAX_ROWS, &result, &err)
                          : WEIR_ENOTFOUND;
     json_decref(j);

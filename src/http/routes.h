@@ -13,6 +13,8 @@
 #ifndef WEIR_HTTP_ROUTES_H
 #define WEIR_HTTP_ROUTES_H
 
+#include "auth/audit.h"
+#include "auth/auth.h"
 #include "catalog/catalog.h"
 #include "http/server.h"
 #include "ingest/ingest.h"
@@ -33,6 +35,11 @@ typedef struct http_api_ctx {
     int jobs;           /* history queries running on the thread pool */
     void (*on_jobs_idle)(void *arg); /* called once jobs drops to 0 (shutdown) */
     void *idle_arg;
+    auth *auth;         /* who may do what; NULL: no gate (tests) */
+    audit *audit;       /* the audit trail (route_auth.c: http_audit) */
+    /* Called after a route changed users, tokens or grants (the node
+     * reloads auth and closes connections whose credentials went). */
+    void (*auth_changed)(struct http_api_ctx *api);
 } http_api_ctx;
 
 /* route_health.c */
@@ -56,6 +63,37 @@ void http_route_stream_group_get(http_request *r, http_response *w, void *ctx);
 void http_route_stream_group_commit(http_request *r, http_response *w, void *ctx);
 /* route_query.c: POST /api/v1/query, a SQL history query. */
 void http_route_query(http_request *r, http_response *w, void *ctx);
+/* route_auth.c: authentication for every route, and the identity API.
+ *
+ * http_auth_gate is the server's gate (http_config.gate): it finds who is
+ * asking (Bearer token, session cookie with its CSRF header for
+ * state-changing methods, or anonymous on loopback when auth.anonymous is
+ * on), checks the route's permission (http_route.perm, an auth_action; a
+ * "{name}" first parameter is the stream for the stream actions), answers
+ * 401 / 403 / 429 as JSON itself, and attaches the identity to the request.
+ * See docs/api.md (Authentication) for the resource. */
+int http_auth_gate(void *ctx, http_request *r, http_response *w, const http_route *route);
+/* The identity the gate attached (NULL only on routes without a gate). */
+const auth_identity *http_identity(const http_request *r);
+/* One audit entry for a change made through this request (who and from
+ * where come from the request). For route handlers, e.g. rules:
+ *   http_audit(api, r, "rule.create", name, true, NULL); */
+void http_audit(http_api_ctx *api, http_request *r, const char *action, const char *target,
+                bool ok, const char *detail);
+void http_route_login(http_request *r, http_response *w, void *ctx);
+void http_route_logout(http_request *r, http_response *w, void *ctx);
+void http_route_me(http_request *r, http_response *w, void *ctx);
+void http_route_users_list(http_request *r, http_response *w, void *ctx);
+void http_route_users_create(http_request *r, http_response *w, void *ctx);
+void http_route_user_update(http_request *r, http_response *w, void *ctx);
+void http_route_user_delete(http_request *r, http_response *w, void *ctx);
+void http_route_tokens_list(http_request *r, http_response *w, void *ctx);
+void http_route_user_token_create(http_request *r, http_response *w, void *ctx);
+void http_route_token_revoke(http_request *r, http_response *w, void *ctx);
+void http_route_grants_list(http_request *r, http_response *w, void *ctx);
+void http_route_grants_put(http_request *r, http_response *w, void *ctx);
+void http_route_grants_delete(http_request *r, http_response *w, void *ctx);
+
 /* Answers every waiting long poll; call before the stream store closes. */
 void http_streams_shutdown(http_api_ctx *api);
 
