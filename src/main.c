@@ -14,6 +14,7 @@ static const cli_command commands[] = {
     {"tail", "print a stream's records as JSON lines, optionally following", cli_tail},
     {"check", "verify a stopped node's data directory offline", cli_check},
     {"sql", "run a SQL history query against a running node", cli_sql},
+    {"user", "manage users, API tokens and grants in a data directory", cli_user},
     {"version", "print the version and library versions", cli_version},
 };
 

@@ -20,5 +20,6 @@ int cli_import(int argc, char **argv);
 int cli_tail(int argc, char **argv);
 int cli_check(int argc, char **argv);
 int cli_sql(int argc, char **argv);
+int cli_user(int argc, char **argv);
 
 #endif
