@@ -485,8 +485,15 @@ int auth_token_identity(auth *a, const char *token, size_t n, const char *peer,
     auth_credentials cr = {.door = AUTH_DOOR_HTTP, .password = (const uint8_t *)token,
                            .password_len = n, .peer = peer};
     int rc = by_token(a, &cr, out);
-    if (rc && rc != WEIR_ENOMEM)
-        outcome(a, AUTH_DOOR_HTTP, NULL, peer, rc, "token");
+    if (rc && rc != WEIR_ENOMEM) {
+        /* Counted and logged (rate-limited) but neither backed off nor
+         * audited: a token's secret is 256 random bits, so guessing is
+         * hopeless, while a service still holding a revoked token would
+         * otherwise lock out its whole address and flood the trail. */
+        a->stats.logins_failed[AUTH_DOOR_HTTP]++;
+        wlog_limited(&fail_limit, WLOG_WARN, "auth", "token_refused", "door=http peer=%s error=%s",
+                     peer ? peer : "?", weir_err_name(rc));
+    }
     return rc;
 }
 

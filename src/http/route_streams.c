@@ -93,6 +93,12 @@ void http_route_streams_create(http_request *r, http_response *w, void *ctx)
     }
     char err[256];
     ingest_stream *s = NULL;
+    const char *dname = json_string_value(json_object_get(def, "name"));
+    if (dname && dname[0] == '$') {
+        json_decref(def);
+        http_respond_error(w, WEIR_EDENIED, "names starting with '$' are weir's own streams");
+        return;
+    }
     int existed = ingest_find(api->ingest, json_string_value(json_object_get(def, "name")) ?
                                                json_string_value(json_object_get(def, "name"))
                                                : "") != NULL;

@@ -295,7 +295,10 @@ class Broker:
         try:
             # Keep alive 5: under any max_keepalive a test sets (Mosquitto refuses
             # 3.1.1 clients above it).
-            c.send(mqttraw.connect("itest-ready", v=mqttraw.V311, keepalive=5))
+            creds = {}
+            if self.is_weir and dict(WEIR_DEFAULTS, **self.config).get("auth.anonymous") != "true":
+                creds = {"username": "admin", "password": ADMIN_PASSWORD.encode()}
+            c.send(mqttraw.connect("itest-ready", v=mqttraw.V311, keepalive=5, **creds))
             p = c.read(2.0)
             if p.raw != mqttraw.connack():
                 return False
