@@ -115,6 +115,8 @@ auth *auth_new(const char *deny_csv, bool anonymous)
     if (!a)
         return NULL;
     a->anonymous = anonymous;
+    a->hash_ops = crypto_pwhash_OPSLIMIT_INTERACTIVE;
+    a->hash_mem = crypto_pwhash_MEMLIMIT_INTERACTIVE;
     randombytes_buf(a->cache_key, sizeof(a->cache_key));
     if (auth_set_device_topics(a, NULL, NULL))
         goto fail;
@@ -158,6 +160,12 @@ void auth_free(auth *a)
 void auth_set_loop(auth *a, uv_loop_t *loop)
 {
     a->loop = loop;
+}
+
+void auth_set_hash_cost(auth *a, unsigned long long ops, size_t mem)
+{
+    a->hash_ops = ops;
+    a->hash_mem = mem;
 }
 
 void auth_set_audit(auth *a, audit *au)

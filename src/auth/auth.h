@@ -221,6 +221,14 @@ bool auth_name_valid(const char *s);
  * limits) into out (crypto_pwhash_STRBYTES = 128 bytes). Slow: not on the
  * loop. WEIR_ENOMEM when libsodium cannot allocate its memory. */
 int auth_password_hash(const char *password, size_t len, char out[128]);
+/* The same with explicit argon2id costs (tests and fuzzing only: a hash
+ * made with crypto_pwhash_OPSLIMIT_MIN / MEMLIMIT_MIN verifies in
+ * microseconds and protects nothing). */
+int auth_password_hash_cost(const char *password, size_t len, char out[128],
+                            unsigned long long ops, size_t mem);
+/* Cost of the dummy hash run for unknown users (default: interactive).
+ * Tests and fuzzing lower it together with their users' hashes. */
+void auth_set_hash_cost(auth *a, unsigned long long ops, size_t mem);
 bool auth_password_verify(const char *hash, const char *password, size_t len);
 
 /* A new token: writes the whole token for the user to out (shown once,

@@ -106,6 +106,8 @@ struct auth {
     auth_cache_entry cache[AUTH_CACHE_SLOTS];
     uint8_t cache_key[32];
     unsigned pending;
+    unsigned long long hash_ops; /* cost of the dummy hash for unknown users */
+    size_t hash_mem;
     auth_session *sessions;
     size_t n_sessions;
 };

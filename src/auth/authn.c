@@ -19,12 +19,18 @@ static wlog_limit fail_limit;
 
 /* ---- Passwords and tokens ----------------------------------------------- */
 
-int auth_password_hash(const char *password, size_t len, char out[128])
+int auth_password_hash_cost(const char *password, size_t len, char out[128],
+                            unsigned long long ops, size_t mem)
 {
-    if (crypto_pwhash_str(out, password, len, crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                          crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+    if (crypto_pwhash_str(out, password, len, ops, mem) != 0)
         return WEIR_ENOMEM;
     return WEIR_OK;
+}
+
+int auth_password_hash(const char *password, size_t len, char out[128])
+{
+    return auth_password_hash_cost(password, len, out, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                                   crypto_pwhash_MEMLIMIT_INTERACTIVE);
 }
 
 bool auth_password_verify(const char *hash, const char *password, size_t len)
@@ -282,6 +288,8 @@ typedef struct verify_job {
     uint8_t *password;  /* copy, wiped */
     size_t password_len;
     uint8_t ckey[32];
+    unsigned long long ops; /* dummy hash cost */
+    size_t mem;
     bool ok;
     auth_done_fn done;
     void *arg;
@@ -295,9 +303,8 @@ static void verify_work(uv_work_t *req)
     } else {
         /* Same cost for an unknown user, so timing does not tell names. */
         char dummy[crypto_pwhash_STRBYTES];
-        if (crypto_pwhash_str(dummy, (const char *)j->password, j->password_len,
-                                crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                                crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+        if (crypto_pwhash_str(dummy, (const char *)j->password, j->password_len, j->ops,
+                              j->mem) != 0)
             dummy[0] = 0;
         j->ok = false;
     }
@@ -444,6 +451,8 @@ int auth_authenticate(auth *a, const auth_credentials *cr, auth_identity **out,
     snprintf(j->user, sizeof(j->user), "%s", user);
     snprintf(j->peer, sizeof(j->peer), "%s", cr->peer ? cr->peer : "?");
     memcpy(j->ckey, ckey, sizeof(ckey));
+    j->ops = a->hash_ops;
+    j->mem = a->hash_mem;
     j->password_len = cr->password_len;
     j->password = malloc(cr->password_len + 1);
     j->hash = u && u->hash ? strdup(u->hash) : NULL;

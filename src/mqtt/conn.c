@@ -511,7 +511,7 @@ static int authenticate(mqtt_conn *c, const mqtt_connect *cp, const uint8_t *id,
     auth_credentials cr = {.door = AUTH_DOOR_MQTT, .client_id = idz, .peer = c->peer,
                            .loopback = c->loopback, .cert_identity = c->cert_identity};
     if (cp->has_username) {
-        if (cp->username.len > AUTH_NAME_MAX)
+        if (cp->username.len > AUTH_NAME_MAX || memchr(cp->username.data, 0, cp->username.len))
             return WEIR_EAUTH;
         memcpy(user, cp->username.data, cp->username.len);
         user[cp->username.len] = '\0';
