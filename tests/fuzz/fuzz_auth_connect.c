@@ -68,7 +68,7 @@ static bool legit(uint8_t ctl, const uint8_t *user, size_t un, const uint8_t *pw
 {
     if (ctl & 0x10)
         return !strcmp(cert, "fz") || !strcmp(cert, "dv");
-    if (!user && !pw)
+    if ((!user || un == 0) && !pw) /* an empty user name counts as none */
         return (ctl & 0x40) && (ctl & 0x20); /* anonymous, on loopback */
     if (is(pw, pn, fixture_token))
         return !user || un == 0 || is(user, un, "fz");
