@@ -312,6 +312,25 @@ static int user_cmp(const void *x, const void *y)
     return strcmp(((const auth_user *)x)->name, ((const auth_user *)y)->name);
 }
 
+/* FNV-1a over the grants that apply to u, in catalog order. */
+static uint64_t grants_fingerprint(const auth_db *db, const auth_user *u)
+{
+    uint64_t h = 1469598103934665603ull;
+    const char *role = auth_role_name(u->role);
+    for (size_t i = 0; i < db->n_grants; i++) {
+        const auth_grant_rec *g = &db->grants[i];
+        if (strcmp(g->subject, g->for_role ? role : u->name))
+            continue;
+        uint8_t head[2] = {g->kind, g->access};
+        for (size_t k = 0; k < 2; k++)
+            h = (h ^ head[k]) * 1099511628211ull;
+        for (const char *p = g->pattern; *p; p++)
+            h = (h ^ (uint8_t)*p) * 1099511628211ull;
+        h = (h ^ 0xff) * 1099511628211ull;
+    }
+    return h;
+}
+
 int auth_reload(auth *a, catalog *cat)
 {
     auth_db db = {0};
@@ -327,6 +346,8 @@ int auth_reload(auth *a, catalog *cat)
     }
     if (db.n_users)
         qsort(db.users, db.n_users, sizeof(*db.users), user_cmp);
+    for (size_t i = 0; i < db.n_users; i++)
+        db.users[i].grants_fp = grants_fingerprint(&db, &db.users[i]);
     auth__db_free(&a->db);
     a->db = db;
     a->generation++;
@@ -466,6 +487,7 @@ auth_identity *auth__identity_build(auth *a, const auth_user *u, auth_method m,
     id->refs = 1;
     id->role = u->role;
     id->method = m;
+    id->grants_fp = u->grants_fp;
     snprintf(id->name, sizeof(id->name), "%s", u->name);
     if (u->hash && !(id->hash = strdup(u->hash)))
         goto fail;
@@ -496,13 +518,11 @@ auth_identity *auth_identity_for(auth *a, const char *name, const char *client_i
     return auth__identity_build(a, u, AUTH_BY_SESSION, client_id);
 }
 
-bool auth_identity_current(const auth *a, const auth_identity *id)
+/* Whether the account behind id still stands as id knew it, grants aside. */
+static bool account_valid(const auth *a, const auth_identity *id, const auth_user **out)
 {
-    if (!id)
-        return false;
-    if (id->role == AUTH_ROLE_ANONYMOUS)
-        return a->anonymous;
     const auth_user *u = auth__user_find(a, id->name);
+    *out = u;
     if (!u || u->disabled || u->role != id->role)
         return false;
     if (id->method == AUTH_BY_TOKEN) {
@@ -514,6 +534,29 @@ bool auth_identity_current(const auth *a, const auth_identity *id)
         (!u->hash || !id->hash || strcmp(u->hash, id->hash) != 0))
         return false; /* the password changed */
     return true;
+}
+
+bool auth_identity_current(const auth *a, const auth_identity *id)
+{
+    if (!id)
+        return false;
+    if (id->role == AUTH_ROLE_ANONYMOUS)
+        return a->anonymous;
+    const auth_user *u;
+    return account_valid(a, id, &u) && u->grants_fp == id->grants_fp;
+}
+
+auth_identity *auth_identity_renew(auth *a, const auth_identity *id, const char *client_id)
+{
+    const auth_user *u;
+    if (!id || id->role == AUTH_ROLE_ANONYMOUS || !account_valid(a, id, &u))
+        return NULL;
+    auth_identity *n = auth__identity_build(a, u, id->method, client_id);
+    if (n) {
+        memcpy(n->token_id, id->token_id, sizeof(n->token_id));
+        n->expires_at = id->expires_at;
+    }
+    return n;
 }
 
 /* ---- Authorisation ------------------------------------------------------ */

@@ -193,6 +193,12 @@ auth_method auth_identity_method(const auth_identity *id);
  * role, or (token identities) the token expired or was revoked since it was
  * made: long-lived connections are closed when this turns false. */
 bool auth_identity_current(const auth *a, const auth_identity *id);
+/* When only the grants changed since id was made (the account is still
+ * valid for it): a new identity with the current grants, same method, for
+ * client_id; NULL otherwise (then close what id opened). Lets a grant
+ * change take effect on live connections and sessions without logging
+ * anyone out. */
+auth_identity *auth_identity_renew(auth *a, const auth_identity *id, const char *client_id);
 /* An identity for a name in the current snapshot, without credentials (the
  * node itself acting for a user; tests). NULL when unknown or disabled. */
 auth_identity *auth_identity_for(auth *a, const char *name, const char *client_id);

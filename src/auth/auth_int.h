@@ -34,6 +34,7 @@ struct auth_identity {
     char token_id[17];   /* AUTH_BY_TOKEN */
     long long expires_at;/* token expiry, unix s; 0 = never */
     char *hash;          /* password hash it was verified against (for currency) */
+    uint64_t grants_fp;  /* fingerprint of the grants compiled in */
     size_t n_rules;
     auth_rule *rules;
 };
@@ -44,6 +45,7 @@ typedef struct auth_user {
     bool device;
     bool disabled;
     char *hash; /* NULL: no password login */
+    uint64_t grants_fp; /* fingerprint of the grants that apply (role + own) */
 } auth_user;
 
 typedef struct auth_token_rec {

@@ -573,10 +573,20 @@ auth_identity *auth_session_get(auth *a, const char *cookie, char csrf[AUTH_CSRF
         return NULL;
     int64_t now = weir_mono_ns();
     if (now - s->touched > (int64_t)AUTH_SESSION_IDLE_S * WEIR_NS_PER_S ||
-        now - s->created > (int64_t)AUTH_SESSION_MAX_S * WEIR_NS_PER_S ||
-        !auth_identity_current(a, s->who)) {
+        now - s->created > (int64_t)AUTH_SESSION_MAX_S * WEIR_NS_PER_S) {
         session_drop(a, i);
         return NULL;
+    }
+    if (!auth_identity_current(a, s->who)) {
+        /* Grants changed: the session goes on with the new ones; anything
+         * else (password, role, deletion): it ends. */
+        auth_identity *renewed = auth_identity_renew(a, s->who, NULL);
+        if (!renewed) {
+            session_drop(a, i);
+            return NULL;
+        }
+        auth_identity_unref(s->who);
+        s->who = renewed;
     }
     s->touched = now;
     if (csrf)

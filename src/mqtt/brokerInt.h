@@ -190,6 +190,8 @@ struct mqtt_conn {
     size_t connect_len;
     char *cert_identity;     /* CN of a verified client certificate, or NULL */
     char assigned_id[32];    /* client id assigned before a verification */
+    uint16_t pub_ok_len;     /* last topic allowed to PUBLISH (0 = none) */
+    uint8_t pub_ok[128];
     struct mqtt_conn *prev, *next; /* broker connection list */
 };
 

@@ -563,6 +563,14 @@ size_t mqtt_broker_revalidate(mqtt_broker *b)
         next = c->next;
         if (c->state != CONN_ACTIVE || !c->id || auth_identity_current(b->auth, c->id))
             continue;
+        /* Only the grants changed: go on with the new ones. */
+        auth_identity *renewed = auth_identity_renew(b->auth, c->id, c->s->client_id);
+        if (renewed) {
+            auth_identity_unref(c->id);
+            c->id = renewed;
+            c->pub_ok_len = 0;
+            continue;
+        }
         wlog_info("mqtt", "credentials_revoked", "client=\"%s\" user=\"%s\" peer=%s",
                   c->s ? c->s->client_id : "", auth_identity_name(c->id), c->peer);
         b->stats.auth_denied++;
@@ -836,7 +844,12 @@ static int handle_publish(mqtt_conn *c, mqtt_packet *p)
         }
         return ack_publish(c, ack, pub->packet_id, MQTT_RC_PAYLOAD_FORMAT_INVALID);
     }
-    if (b->auth) {
+    /* The per-connection fast path: a device publishing again to the topic
+     * it was last allowed costs one memcmp (cleared when its identity is
+     * renewed; the deny list never changes while running). */
+    bool cached = c->pub_ok_len && c->pub_ok_len == pub->topic.len &&
+                  !memcmp(c->pub_ok, pub->topic.data, pub->topic.len);
+    if (b->auth && !cached) {
         if (auth_check(b->auth, c->id, AUTH_PUBLISH, (const char *)pub->topic.data,
                        pub->topic.len)) {
             b->stats.auth_denied++;
@@ -844,6 +857,10 @@ static int handle_publish(mqtt_conn *c, mqtt_packet *p)
             if (pub->qos == 0)
                 return WEIR_OK;
             return ack_publish(c, ack, pub->packet_id, MQTT_RC_NOT_AUTHORIZED);
+        }
+        if (pub->topic.len <= sizeof(c->pub_ok)) {
+            memcpy(c->pub_ok, pub->topic.data, pub->topic.len);
+            c->pub_ok_len = (uint16_t)pub->topic.len;
         }
     }
     mqtt_pending_ack *held = NULL;

@@ -539,3 +539,33 @@ def test_passwords_and_tokens_never_stored_or_logged(broker, world):
                 if s in data:
                     found.append("%s in %s" % (s[:6], path))
     assert not found, found
+
+
+def test_grant_changes_apply_to_live_connections_and_sessions(broker, world):
+    adm = world["adm"]
+    dev = USER["device"]
+    conn = mqttraw.Conn(broker.port, v=mqttraw.V5, timeout=WAIT)
+    conn.send(mqttraw.connect("live-dev", v=mqttraw.V5, username=dev,
+                              password=PASSWORDS["device"].encode()))
+    assert conn.read(WAIT).raw[3] == 0
+    mid = [0]
+
+    def publish_code():
+        mid[0] += 1
+        conn.send(mqttraw.publish("extra/x", b"{}", qos=1, mid=mid[0], v=mqttraw.V5))
+        ack = conn.read(WAIT).raw
+        return ack[4] if len(ack) > 4 else 0
+
+    assert publish_code() == 0x87
+    viewer = Http(broker)
+    assert viewer.login(USER["viewer"], PASSWORDS["viewer"])[0] == 200
+    assert viewer.call("GET", "/api/v1/streams/plant2/records")[0] == 403
+    for g in ({"subject_kind": "user", "subject": dev, "resource_kind": "topic",
+               "pattern": "extra/#", "access": "write"},
+              {"subject_kind": "role", "subject": "viewer", "resource_kind": "stream",
+               "pattern": "plant2", "access": "read"}):
+        assert adm.call("POST", "/api/v1/grants", g)[0] == 201
+    # The same connection and the same session, without logging in again.
+    wait_for(lambda: publish_code() < 0x80, what="the new grant on the live connection")
+    assert viewer.call("GET", "/api/v1/streams/plant2/records")[0] == 200
+    conn.close()
