@@ -569,3 +569,33 @@ def test_grant_changes_apply_to_live_connections_and_sessions(broker, world):
     wait_for(lambda: publish_code() < 0x80, what="the new grant on the live connection")
     assert viewer.call("GET", "/api/v1/streams/plant2/records")[0] == 200
     conn.close()
+
+
+def test_packets_pipelined_behind_a_connect_wait_for_its_verdict(broker, world):
+    """CONNECT, SUBSCRIBE and PUBLISH in one write: the password is checked
+    off the loop, and what followed the CONNECT is handled after the
+    verdict, in order (refused packets are never handled)."""
+    v = mqttraw.V5
+    mgr = USER["manager"]  # never logged in yet: not in the verification cache
+    hits = lambda: [l for l in Http(broker, world["tokens"]["admin"]).call("GET", "/metrics")[1]
+                    .splitlines() if l.startswith("weir_auth_cache_hits_total ")]
+    before = hits()
+    conn = mqttraw.Conn(broker.port, v=v, timeout=WAIT)
+    conn.send(mqttraw.connect("pipe-ok", v=v, username=mgr, password=PASSWORDS["manager"].encode())
+              + mqttraw.subscribe(1, [("pipe/#", 1)], v=v)
+              + mqttraw.publish("pipe/x", b"hello", qos=1, mid=2, v=v))
+    got = [conn.read(WAIT).raw for _ in range(3)]
+    assert got[0][0] == 0x20 and got[0][3] == 0          # CONNACK success
+    assert got[1][0] == 0x90                              # SUBACK
+    kinds = sorted(p[0] & 0xF0 for p in got[1:]) + [conn.read(WAIT).raw[0] & 0xF0]
+    assert 0x40 in kinds and 0x30 in kinds, kinds         # PUBACK and the message itself
+    conn.close()
+    assert hits() == before  # the verification ran on the thread pool
+    bad = mqttraw.Conn(broker.port, v=v, timeout=WAIT)
+    bad.send(mqttraw.connect("pipe-bad", v=v, username=mgr, password=b"wrong-password")
+             + mqttraw.publish("pipe/x", b"nope", qos=1, mid=3, v=v))
+    p = bad.read(WAIT).raw
+    assert p[0] == 0x20 and p[3] == 0x86
+    with pytest.raises(mqttraw.Closed):
+        bad.read(WAIT)
+    bad.close()
