@@ -7,7 +7,8 @@
  *   GET    /api/v1/users                    users (admin)
  *   POST   /api/v1/users                    {"name","role","kind"?,"password"?} (admin)
  *   PUT    /api/v1/users/{name}             {"password"?,"role"?,"disabled"?} (admin; a
- *                                           user may change their own password)
+ *                                           user may change their own password,
+ *                                           giving "current_password")
  *   DELETE /api/v1/users/{name}             (admin)
  *   GET    /api/v1/tokens                   own tokens (admins: all), never secrets
  *   POST   /api/v1/users/{name}/tokens      {"description"?,"expires_in"?} -> the token, once
@@ -315,6 +316,7 @@ typedef struct user_job {
     char role[16];        /* "" = unchanged */
     int disabled;         /* -1 = unchanged */
     char *password;       /* NULL = unchanged / none; wiped */
+    char *current;        /* a user changing their own password: the old one */
     bool generated;       /* the password was generated: return it once */
     char hash[128];
     int hash_rc;
@@ -322,12 +324,18 @@ typedef struct user_job {
     char peer[80];
 } user_job;
 
+static void wipe_free(char *s)
+{
+    if (s) {
+        sodium_memzero(s, strlen(s));
+        free(s);
+    }
+}
+
 static void user_job_free(user_job *j)
 {
-    if (j->password) {
-        sodium_memzero(j->password, strlen(j->password));
-        free(j->password);
-    }
+    wipe_free(j->password);
+    wipe_free(j->current);
     sodium_memzero(j->hash, sizeof(j->hash));
     free(j);
 }
@@ -410,6 +418,42 @@ static void user_hash_after(uv_work_t *req, int status)
     user_job_free(j);
 }
 
+/* Hashes the new password on the thread pool; the answer goes through
+ * j->later (taken by the caller). */
+static void user_queue_hash(user_job *j)
+{
+    j->req.data = j;
+    if (uv_queue_work(j->api->loop, &j->req, user_hash_work, user_hash_after)) {
+        http_response *w = http_later_response(j->later);
+        if (w)
+            http_respond_error(w, WEIR_EINTERNAL, NULL);
+        http_later_done(j->later);
+        user_job_free(j);
+        return;
+    }
+    j->api->jobs++;
+}
+
+/* The verdict on the old password of a user changing their own. */
+static void user_current_checked(void *arg, int status, auth_identity *id)
+{
+    user_job *j = arg;
+    auth_identity_unref(id);
+    wipe_free(j->current);
+    j->current = NULL;
+    if (status) {
+        http_response *w = http_later_response(j->later);
+        if (w && status == WEIR_EAUTH)
+            respond_status(w, 403, "EAUTH", "current_password is wrong");
+        else if (w)
+            respond_auth_error(w, status);
+        http_later_done(j->later);
+        user_job_free(j);
+        return;
+    }
+    user_queue_hash(j);
+}
+
 static void user_run(http_api_ctx *api, http_request *r, http_response *w, user_job *j)
 {
     j->api = api;
@@ -420,19 +464,24 @@ static void user_run(http_api_ctx *api, http_request *r, http_response *w, user_
         user_job_free(j);
         return;
     }
-    j->req.data = j;
-    if (!(j->later = http_respond_later(w)) ||
-        uv_queue_work(api->loop, &j->req, user_hash_work, user_hash_after)) {
-        if (j->later) {
-            http_respond_error(http_later_response(j->later), WEIR_EINTERNAL, NULL);
-            http_later_done(j->later);
-        } else {
-            http_respond_error(w, WEIR_ENOMEM, NULL);
-        }
+    if (!(j->later = http_respond_later(w))) {
+        http_respond_error(w, WEIR_ENOMEM, NULL);
         user_job_free(j);
         return;
     }
-    api->jobs++;
+    if (j->current) {
+        /* Proves it is the user, not someone holding their session. A
+         * wrong one counts as a failed login (back-off). */
+        auth_credentials cr = {.door = AUTH_DOOR_HTTP, .username = j->name,
+                               .password = (const uint8_t *)j->current,
+                               .password_len = strlen(j->current), .peer = j->peer};
+        auth_identity *id = NULL;
+        int rc = auth_authenticate(api->auth, &cr, &id, user_current_checked, j);
+        if (rc != WEIR_EAGAIN)
+            user_current_checked(j, rc, id);
+        return;
+    }
+    user_queue_hash(j);
 }
 
 static char *generate_password(void)
@@ -537,8 +586,13 @@ void http_route_user_update(http_request *r, http_response *w, void *ctx)
         err = "unknown role";
     } else if (dis && !json_is_boolean(dis)) {
         err = "disabled must be true or false";
+    } else if (pw && !admin && !json_is_string(json_object_get(b, "current_password"))) {
+        err = "changing your own password needs current_password";
     } else if (pw) {
         err = take_password(pw, j);
+        if (!err && !admin &&
+            !(j->current = strdup(json_string_value(json_object_get(b, "current_password")))))
+            err = "out of memory";
     } else if (!role && !dis) {
         err = "nothing to change (password, role, disabled)";
     }

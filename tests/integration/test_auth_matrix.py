@@ -599,3 +599,19 @@ def test_packets_pipelined_behind_a_connect_wait_for_its_verdict(broker, world):
     with pytest.raises(mqttraw.Closed):
         bad.read(WAIT)
     bad.close()
+
+
+def test_users_change_their_own_password_only_with_the_current_one(broker, world):
+    me = Http(broker, world["tokens"]["viewer"])
+    path = "/api/v1/users/%s" % USER["viewer"]
+    st, b = me.call("PUT", path, {"password": "brand-new-pass"})
+    assert st == 400 and "current_password" in b["error"]
+    st, b = me.call("PUT", path, {"password": "brand-new-pass", "current_password": "nope-nope"})
+    assert st == 403 and b["code"] == "EAUTH"
+    st, b = me.call("PUT", path, {"password": "brand-new-pass",
+                                  "current_password": PASSWORDS["viewer"]})
+    assert st == 200, b
+    assert Http(broker).login(USER["viewer"], "brand-new-pass")[0] == 200
+    # Not someone else's, nor one's own role.
+    assert me.call("PUT", "/api/v1/users/%s" % USER["manager"], {"password": "x" * 10})[0] == 403
+    assert me.call("PUT", path, {"role": "admin"})[0] == 403
