@@ -41,6 +41,7 @@
 #define PASSWORD_MIN 8
 #define PASSWORD_MAX 1024
 #define TOKEN_MAX_LIFETIME_S (10LL * 365 * 86400)
+#define HDR_MAX 8192 /* a Cookie header carries other sites' cookies on the same host too */
 
 /* ---- Helpers ------------------------------------------------------------ */
 
@@ -106,7 +107,7 @@ int http_auth_gate(void *ctx, http_request *r, http_response *w, const http_rout
     auth *a = api->auth;
     if (!a || route->perm == AUTH_PUBLIC)
         return 0;
-    char hdr[1024];
+    char hdr[HDR_MAX];
     auth_identity *id = NULL;
     int rc = WEIR_EAUTH;
     const char *authz = http_req_header(r, "authorization", hdr, sizeof(hdr));
@@ -246,7 +247,7 @@ void http_route_login(http_request *r, http_response *w, void *ctx)
 void http_route_logout(http_request *r, http_response *w, void *ctx)
 {
     http_api_ctx *api = ctx;
-    char hdr[1024], sid[AUTH_SESSION_ID_LEN + 2];
+    char hdr[HDR_MAX], sid[AUTH_SESSION_ID_LEN + 2];
     if (http_req_header(r, "cookie", hdr, sizeof(hdr)) &&
         auth_cookie_get(hdr, COOKIE_NAME, sid, sizeof(sid)))
         auth_session_end(api->auth, sid);
@@ -263,7 +264,7 @@ void http_route_me(http_request *r, http_response *w, void *ctx)
     json_t *o = json_pack("{s:s, s:s, s:s}", "user", auth_identity_name(id), "role",
                           auth_role_name(auth_identity_role(id)), "method",
                           auth_method_name(auth_identity_method(id)));
-    char hdr[1024], sid[AUTH_SESSION_ID_LEN + 2], csrf[AUTH_CSRF_LEN + 1];
+    char hdr[HDR_MAX], sid[AUTH_SESSION_ID_LEN + 2], csrf[AUTH_CSRF_LEN + 1];
     if (o && http_req_header(r, "cookie", hdr, sizeof(hdr)) &&
         auth_cookie_get(hdr, COOKIE_NAME, sid, sizeof(sid))) {
         auth_identity *s = auth_session_get(api->auth, sid, csrf);

@@ -615,3 +615,17 @@ def test_users_change_their_own_password_only_with_the_current_one(broker, world
     # Not someone else's, nor one's own role.
     assert me.call("PUT", "/api/v1/users/%s" % USER["manager"], {"password": "x" * 10})[0] == 403
     assert me.call("PUT", path, {"role": "admin"})[0] == 403
+
+
+def test_cli_clients_use_weir_token(broker, world):
+    url = "http://127.0.0.1:%d" % broker.http_port
+    args = [weir_bin(), "sql", "--json", "--url", url, "SELECT count(*) AS n FROM plant1"]
+    env = {k: v for k, v in os.environ.items() if k != "WEIR_TOKEN"}
+    r = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode != 0
+    env["WEIR_TOKEN"] = world["tokens"]["viewer"]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    env["WEIR_TOKEN"] = world["tokens"]["supplier"]  # not granted plant1
+    r = subprocess.run(args, capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode != 0
