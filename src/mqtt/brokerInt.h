@@ -24,6 +24,7 @@
 
 #define MQTT_QITEM_SUB_IDS 4  /* subscription ids carried per delivery */
 #define MQTT_CONNECT_TIMEOUT_NS (10 * 1000000000LL)
+#define MQTT_PUB_OK_MAX 128   /* longest topic the publish-check cache keeps */
 
 /* ---- Messages ----------------------------------------------------------- */
 
@@ -191,7 +192,8 @@ struct mqtt_conn {
     char *cert_identity;     /* CN of a verified client certificate, or NULL */
     char assigned_id[32];    /* client id assigned before a verification */
     uint16_t pub_ok_len;     /* last topic allowed to PUBLISH (0 = none) */
-    uint8_t pub_ok[128];
+    uint8_t *pub_ok;         /* MQTT_PUB_OK_MAX bytes, allocated on first use
+                                (idle connections pay nothing) */
     struct mqtt_conn *prev, *next; /* broker connection list */
 };
 

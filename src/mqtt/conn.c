@@ -858,7 +858,8 @@ static int handle_publish(mqtt_conn *c, mqtt_packet *p)
                 return WEIR_OK;
             return ack_publish(c, ack, pub->packet_id, MQTT_RC_NOT_AUTHORIZED);
         }
-        if (pub->topic.len <= sizeof(c->pub_ok)) {
+        if (pub->topic.len <= MQTT_PUB_OK_MAX &&
+            (c->pub_ok || (c->pub_ok = malloc(MQTT_PUB_OK_MAX)))) {
             memcpy(c->pub_ok, pub->topic.data, pub->topic.len);
             c->pub_ok_len = (uint16_t)pub->topic.len;
         }
@@ -1260,6 +1261,7 @@ void mqtt_conn_closed(mqtt_conn *c)
         c->pauth->conn = NULL; /* the verdict frees it */
     free(c->connect_pkt);
     free(c->cert_identity);
+    free(c->pub_ok);
     auth_identity_unref(c->id);
     if (c->alias_in) {
         for (uint32_t i = 0; i <= b->cfg.topic_alias_maximum; i++)
