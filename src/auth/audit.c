@@ -44,21 +44,20 @@ static void utc_now(char out[32])
     snprintf(out + n, 32 - n, ".%03dZ", (int)(ns % WEIR_NS_PER_S / 1000000));
 }
 
-void audit_log(audit *au, const char *who, const char *from, const char *door,
-               const char *action, const char *target, bool ok, const char *detail)
+void audit_log(audit *au, const char *who, const char *from, const char *door, const char *action,
+               const char *target, bool ok, const char *detail)
 {
     char at[32];
     utc_now(at);
     if (!who || !*who)
         who = "anonymous";
     wlog_info("audit", action, "who=\"%s\" from=%s door=%s target=\"%s\" ok=%d detail=\"%s\"", who,
-              from ? from : "-", door ? door : "-", target ? target : "", ok,
-              detail ? detail : "");
-    if (!au) 
+              from ? from : "-", door ? door : "-", target ? target : "", ok, detail ? detail : "");
+    if (!au)
         return;
     json_t *j = json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:s?, s:b, s:s?}", "at", at, "who", who,
-                          "from", from, "door", door, "action", action, "target", target, "ok",
-                          ok, "detail", detail);
+                          "from", from, "door", door, "action", action, "target", target, "ok", ok,
+                          "detail", detail);
     char *text = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     if (!text) {

@@ -38,7 +38,7 @@ unsigned long long audit_count(const audit *au);
 
 /* Records one event. au may be NULL (log only). who NULL or "" is written
  * as "anonymous"; from, door, target and detail may be NULL. */
-void audit_log(audit *au, const char *who, const char *from, const char *door,
-               const char *action, const char *target, bool ok, const char *detail);
+void audit_log(audit *au, const char *who, const char *from, const char *door, const char *action,
+               const char *target, bool ok, const char *detail);
 
 #endif

@@ -12,10 +12,10 @@
 #include <time.h>
 
 static const char *const role_names[] = {
-    [AUTH_ROLE_NONE] = "none",         [AUTH_ROLE_ADMIN] = "admin",
-    [AUTH_ROLE_MANAGER] = "manager",   [AUTH_ROLE_OPERATOR] = "operator",
-    [AUTH_ROLE_VIEWER] = "viewer",     [AUTH_ROLE_SUPPLIER] = "supplier",
-    [AUTH_ROLE_DEVICE] = "device",     [AUTH_ROLE_ANONYMOUS] = "anonymous",
+    [AUTH_ROLE_NONE] = "none",       [AUTH_ROLE_ADMIN] = "admin",
+    [AUTH_ROLE_MANAGER] = "manager", [AUTH_ROLE_OPERATOR] = "operator",
+    [AUTH_ROLE_VIEWER] = "viewer",   [AUTH_ROLE_SUPPLIER] = "supplier",
+    [AUTH_ROLE_DEVICE] = "device",   [AUTH_ROLE_ANONYMOUS] = "anonymous",
 };
 
 static const char *const action_names[] = {
@@ -530,8 +530,7 @@ static bool account_valid(const auth *a, const auth_identity *id, const auth_use
         if (!t || t->revoked || (t->expires_at && t->expires_at <= (long long)time(NULL)))
             return false;
     }
-    if (id->method == AUTH_BY_PASSWORD &&
-        (!u->hash || !id->hash || strcmp(u->hash, id->hash) != 0))
+    if (id->method == AUTH_BY_PASSWORD && (!u->hash || !id->hash || strcmp(u->hash, id->hash) != 0))
         return false; /* the password changed */
     return true;
 }
@@ -703,13 +702,13 @@ static bool allowed(const auth *a, const auth_identity *id, auth_action act, con
     return false;
 }
 
-int auth_check(auth *a, const auth_identity *id, auth_action act, const char *resource,
-               size_t len)
+int auth_check(auth *a, const auth_identity *id, auth_action act, const char *resource, size_t len)
 {
     /* The fast path: an unrestricted identity and no deny list is two
      * branches for every PUBLISH. */
-    if (id && (id->role == AUTH_ROLE_ADMIN || id->role == AUTH_ROLE_ANONYMOUS ||
-               id->role == AUTH_ROLE_MANAGER) &&
+    if (id &&
+        (id->role == AUTH_ROLE_ADMIN || id->role == AUTH_ROLE_ANONYMOUS ||
+         id->role == AUTH_ROLE_MANAGER) &&
         act == AUTH_PUBLISH && !a->n_deny)
         return WEIR_OK;
     if (allowed(a, id, act, resource, len))

@@ -59,11 +59,11 @@ typedef struct uv_loop_s uv_loop_t;
 typedef struct catalog catalog;
 typedef struct audit audit;
 
-#define AUTH_BACKOFF_AFTER 5     /* failures in a row before refusals start */
-#define AUTH_BACKOFF_MAX_S 300   /* longest refusal */
-#define AUTH_NAME_MAX 64         /* user names: 1..64 bytes */
-#define AUTH_SESSION_IDLE_S 1800 /* HTTP session idle timeout */
-#define AUTH_SESSION_MAX_S 43200 /* HTTP session absolute lifetime */
+#define AUTH_BACKOFF_AFTER  5     /* failures in a row before refusals start */
+#define AUTH_BACKOFF_MAX_S  300   /* longest refusal */
+#define AUTH_NAME_MAX       64    /* user names: 1..64 bytes */
+#define AUTH_SESSION_IDLE_S 1800  /* HTTP session idle timeout */
+#define AUTH_SESSION_MAX_S  43200 /* HTTP session absolute lifetime */
 
 typedef enum auth_role {
     AUTH_ROLE_NONE = 0,
@@ -91,8 +91,8 @@ typedef enum auth_action {
     AUTH_STREAM_MANAGE, /* create and delete streams */
     AUTH_QUERY,         /* history SQL; resource: a stream it reads, NULL = any */
     AUTH_RULE_READ,
-    AUTH_RULE_CONTROL,  /* start and stop rules */
-    AUTH_RULE_MANAGE,   /* create, change and delete rules */
+    AUTH_RULE_CONTROL, /* start and stop rules */
+    AUTH_RULE_MANAGE,  /* create, change and delete rules */
     AUTH_ACTION__COUNT
 } auth_action;
 
@@ -111,12 +111,12 @@ typedef struct auth_identity auth_identity; /* who; reference counted */
 
 /* Counters (loop thread), exported by the node's metrics. */
 typedef struct auth_stats {
-    uint64_t logins_ok[2];      /* by door */
-    uint64_t logins_failed[2];  /* bad credentials, by door */
-    uint64_t backoff_refused[2];/* refused without checking: back-off */
+    uint64_t logins_ok[2];       /* by door */
+    uint64_t logins_failed[2];   /* bad credentials, by door */
+    uint64_t backoff_refused[2]; /* refused without checking: back-off */
     uint64_t anonymous_refused[2];
-    uint64_t verify_busy;       /* too many argon2id verifications pending */
-    uint64_t cache_hits;        /* passwords answered from the verification cache */
+    uint64_t verify_busy;                /* too many argon2id verifications pending */
+    uint64_t cache_hits;                 /* passwords answered from the verification cache */
     uint64_t denied[AUTH_ACTION__COUNT]; /* auth_check refusals by action */
 } auth_stats;
 
@@ -152,8 +152,8 @@ const auth_stats *auth_get_stats(const auth *a);
 
 typedef struct auth_credentials {
     auth_door door;
-    const char *username;      /* NULL when absent */
-    const uint8_t *password;   /* NULL when absent; never logged */
+    const char *username;    /* NULL when absent */
+    const uint8_t *password; /* NULL when absent; never logged */
     size_t password_len;
     const char *client_id;     /* MQTT client identifier (for %c), or NULL */
     const char *peer;          /* "ip:port" or "[v6]:port", for back-off and audit */
@@ -173,8 +173,8 @@ typedef void (*auth_done_fn)(void *arg, int status, auth_identity *id);
  * credentials and anonymous access is off, or the account is disabled),
  * WEIR_EBUSY (back-off in force, or too many verifications pending),
  * WEIR_ENOMEM. Every outcome is counted and audited. */
-int auth_authenticate(auth *a, const auth_credentials *cr, auth_identity **out,
-                      auth_done_fn done, void *arg);
+int auth_authenticate(auth *a, const auth_credentials *cr, auth_identity **out, auth_done_fn done,
+                      void *arg);
 
 /* An HTTP Bearer token: like a token in auth_authenticate but without an
  * audit entry per request on success (failures are counted, backed off and
@@ -208,8 +208,7 @@ auth_identity *auth_identity_for(auth *a, const char *name, const char *client_i
 /* WEIR_OK when allowed, WEIR_EDENIED when not (and counted). id NULL is
  * allowed only AUTH_PUBLIC. resource is as the action says (a topic, a
  * filter, a stream name), len its length in bytes; it may be NULL. */
-int auth_check(auth *a, const auth_identity *id, auth_action act, const char *resource,
-               size_t len);
+int auth_check(auth *a, const auth_identity *id, auth_action act, const char *resource, size_t len);
 
 /* ---- Names -------------------------------------------------------------- */
 
@@ -230,8 +229,8 @@ int auth_password_hash(const char *password, size_t len, char out[128]);
 /* The same with explicit argon2id costs (tests and fuzzing only: a hash
  * made with crypto_pwhash_OPSLIMIT_MIN / MEMLIMIT_MIN verifies in
  * microseconds and protects nothing). */
-int auth_password_hash_cost(const char *password, size_t len, char out[128],
-                            unsigned long long ops, size_t mem);
+int auth_password_hash_cost(const char *password, size_t len, char out[128], unsigned long long ops,
+                            size_t mem);
 /* Cost of the dummy hash run for unknown users (default: interactive).
  * Tests and fuzzing lower it together with their users' hashes. */
 void auth_set_hash_cost(auth *a, unsigned long long ops, size_t mem);
@@ -248,8 +247,8 @@ int auth_token_parse(const uint8_t *s, size_t n, char id[17], char secret_hash[6
 
 /* ---- HTTP sessions ------------------------------------------------------ */
 
-#define AUTH_SESSION_ID_LEN 43  /* base64url of 32 random bytes */
-#define AUTH_CSRF_LEN 43
+#define AUTH_SESSION_ID_LEN 43 /* base64url of 32 random bytes */
+#define AUTH_CSRF_LEN       43
 
 /* Starts a session for id (takes a reference). Writes the cookie value and
  * the CSRF token (NUL-terminated). */

@@ -8,22 +8,22 @@
 
 #include <stdint.h>
 
-#define AUTH_ACC_READ 1u
+#define AUTH_ACC_READ  1u
 #define AUTH_ACC_WRITE 2u
 enum { AUTH_RULE_STREAM = 1, AUTH_RULE_TOPIC = 2 };
 
 #define AUTH_BACKOFF_SLOTS 1024 /* keys remembered; the stalest is reused */
-#define AUTH_CACHE_SLOTS 256    /* verified (user, password) pairs remembered */
-#define AUTH_CACHE_TTL_S 600
-#define AUTH_MAX_PENDING 32     /* argon2id verifications in flight */
-#define AUTH_MAX_SESSIONS 4096
+#define AUTH_CACHE_SLOTS   256  /* verified (user, password) pairs remembered */
+#define AUTH_CACHE_TTL_S   600
+#define AUTH_MAX_PENDING   32 /* argon2id verifications in flight */
+#define AUTH_MAX_SESSIONS  4096
 
 /* A grant compiled for one identity: %u and %c already substituted. */
 typedef struct auth_rule {
     uint8_t kind;   /* AUTH_RULE_* */
     uint8_t access; /* AUTH_ACC_* bits */
     uint16_t len;
-    char *pattern;  /* owned by the identity */
+    char *pattern; /* owned by the identity */
 } auth_rule;
 
 struct auth_identity {
@@ -31,10 +31,10 @@ struct auth_identity {
     auth_role role;
     auth_method method;
     char name[AUTH_NAME_MAX + 1];
-    char token_id[17];   /* AUTH_BY_TOKEN */
-    long long expires_at;/* token expiry, unix s; 0 = never */
-    char *hash;          /* password hash it was verified against (for currency) */
-    uint64_t grants_fp;  /* fingerprint of the grants compiled in */
+    char token_id[17];    /* AUTH_BY_TOKEN */
+    long long expires_at; /* token expiry, unix s; 0 = never */
+    char *hash;           /* password hash it was verified against (for currency) */
+    uint64_t grants_fp;   /* fingerprint of the grants compiled in */
     size_t n_rules;
     auth_rule *rules;
 };
@@ -44,7 +44,7 @@ typedef struct auth_user {
     auth_role role;
     bool device;
     bool disabled;
-    char *hash; /* NULL: no password login */
+    char *hash;         /* NULL: no password login */
     uint64_t grants_fp; /* fingerprint of the grants that apply (role + own) */
 } auth_user;
 
@@ -57,9 +57,9 @@ typedef struct auth_token_rec {
 } auth_token_rec;
 
 typedef struct auth_grant_rec {
-    bool for_role;  /* subject is a role name, else a user name */
+    bool for_role; /* subject is a role name, else a user name */
     char *subject;
-    uint8_t kind;   /* AUTH_RULE_* */
+    uint8_t kind; /* AUTH_RULE_* */
     uint8_t access;
     char *pattern;
 } auth_grant_rec;
@@ -74,16 +74,16 @@ typedef struct auth_db {
 } auth_db;
 
 typedef struct auth_backoff {
-    char key[96];       /* "u:<name>" or "a:<address>"; "" = free */
+    char key[96]; /* "u:<name>" or "a:<address>"; "" = free */
     uint32_t failures;
-    int64_t until;      /* monotonic ns before which attempts are refused */
-    int64_t last;       /* monotonic ns of the last failure */
+    int64_t until; /* monotonic ns before which attempts are refused */
+    int64_t last;  /* monotonic ns of the last failure */
 } auth_backoff;
 
 typedef struct auth_cache_entry {
-    uint8_t key[32];    /* keyed BLAKE2b of user \0 password */
+    uint8_t key[32]; /* keyed BLAKE2b of user \0 password */
     uint64_t generation;
-    int64_t expires;    /* monotonic ns */
+    int64_t expires; /* monotonic ns */
     bool used;
 } auth_cache_entry;
 

@@ -19,8 +19,8 @@ static wlog_limit fail_limit;
 
 /* ---- Passwords and tokens ----------------------------------------------- */
 
-int auth_password_hash_cost(const char *password, size_t len, char out[128],
-                            unsigned long long ops, size_t mem)
+int auth_password_hash_cost(const char *password, size_t len, char out[128], unsigned long long ops,
+                            size_t mem)
 {
     if (crypto_pwhash_str(out, password, len, ops, mem) != 0)
         return WEIR_ENOMEM;
@@ -204,8 +204,7 @@ static void backoff_clear(auth *a, const char *key)
 
 /* ---- Verification cache ------------------------------------------------- */
 
-static void cache_key(const auth *a, const char *user, const uint8_t *pw, size_t n,
-                      uint8_t out[32])
+static void cache_key(const auth *a, const char *user, const uint8_t *pw, size_t n, uint8_t out[32])
 {
     crypto_generichash_state st;
     crypto_generichash_init(&st, a->cache_key, sizeof(a->cache_key), 32);
@@ -284,8 +283,8 @@ typedef struct verify_job {
     char user[AUTH_NAME_MAX + 1];
     char peer[80];
     char *client_id;
-    char *hash;         /* copy; NULL for an unknown user (a dummy hash runs) */
-    uint8_t *password;  /* copy, wiped */
+    char *hash;        /* copy; NULL for an unknown user (a dummy hash runs) */
+    uint8_t *password; /* copy, wiped */
     size_t password_len;
     uint8_t ckey[32];
     unsigned long long ops; /* dummy hash cost */
@@ -303,8 +302,8 @@ static void verify_work(uv_work_t *req)
     } else {
         /* Same cost for an unknown user, so timing does not tell names. */
         char dummy[crypto_pwhash_STRBYTES];
-        if (crypto_pwhash_str(dummy, (const char *)j->password, j->password_len, j->ops,
-                              j->mem) != 0)
+        if (crypto_pwhash_str(dummy, (const char *)j->password, j->password_len, j->ops, j->mem) !=
+            0)
             dummy[0] = 0;
         j->ok = false;
     }
@@ -379,12 +378,11 @@ static int by_token(auth *a, const auth_credentials *cr, auth_identity **out)
 
 static bool looks_like_token(const auth_credentials *cr)
 {
-    return cr->password && cr->password_len == AUTH_TOKEN_LEN &&
-           !memcmp(cr->password, "wt_", 3);
+    return cr->password && cr->password_len == AUTH_TOKEN_LEN && !memcmp(cr->password, "wt_", 3);
 }
 
-int auth_authenticate(auth *a, const auth_credentials *cr, auth_identity **out,
-                      auth_done_fn done, void *arg)
+int auth_authenticate(auth *a, const auth_credentials *cr, auth_identity **out, auth_done_fn done,
+                      void *arg)
 {
     *out = NULL;
     auth_door door = cr->door == AUTH_DOOR_HTTP ? AUTH_DOOR_HTTP : AUTH_DOOR_MQTT;
@@ -481,8 +479,7 @@ int auth_authenticate(auth *a, const auth_credentials *cr, auth_identity **out,
     return WEIR_EAGAIN;
 }
 
-int auth_token_identity(auth *a, const char *token, size_t n, const char *peer,
-                        auth_identity **out)
+int auth_token_identity(auth *a, const char *token, size_t n, const char *peer, auth_identity **out)
 {
     *out = NULL;
     char akey[96];
@@ -491,8 +488,10 @@ int auth_token_identity(auth *a, const char *token, size_t n, const char *peer,
         a->stats.backoff_refused[AUTH_DOOR_HTTP]++;
         return WEIR_EBUSY;
     }
-    auth_credentials cr = {.door = AUTH_DOOR_HTTP, .password = (const uint8_t *)token,
-                           .password_len = n, .peer = peer};
+    auth_credentials cr = {.door = AUTH_DOOR_HTTP,
+                           .password = (const uint8_t *)token,
+                           .password_len = n,
+                           .peer = peer};
     int rc = by_token(a, &cr, out);
     if (rc && rc != WEIR_ENOMEM) {
         /* Counted and logged (rate-limited) but neither backed off nor

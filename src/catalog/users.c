@@ -98,8 +98,8 @@ int catalog_user_set_role(catalog *c, const char *name, const char *role)
 
 int catalog_user_set_disabled(catalog *c, const char *name, int disabled)
 {
-    return exec(c, "UPDATE users SET disabled = ?2, updated_at = " NOW_UTC " WHERE name = ?1",
-                "ti", name, (long long)(disabled != 0));
+    return exec(c, "UPDATE users SET disabled = ?2, updated_at = " NOW_UTC " WHERE name = ?1", "ti",
+                name, (long long)(disabled != 0));
 }
 
 int catalog_user_delete(catalog *c, const char *name)
@@ -124,8 +124,11 @@ int catalog_user_delete(catalog *c, const char *name)
 static int user_row(sqlite3_stmt *st, void *cb, void *arg)
 {
     catalog_user u = {
-        .name = col_text(st, 0), .kind = col_text(st, 1), .role = col_text(st, 2),
-        .password_hash = col_text(st, 3), .disabled = sqlite3_column_int(st, 4),
+        .name = col_text(st, 0),
+        .kind = col_text(st, 1),
+        .role = col_text(st, 2),
+        .password_hash = col_text(st, 3),
+        .disabled = sqlite3_column_int(st, 4),
         .created_at = col_text(st, 5),
     };
     return ((int (*)(void *, const catalog_user *))cb)(arg, &u);
@@ -170,9 +173,13 @@ int catalog_token_revoke(catalog *c, const char *id)
 static int token_row(sqlite3_stmt *st, void *cb, void *arg)
 {
     catalog_token t = {
-        .id = col_text(st, 0), .user = col_text(st, 1), .secret_hash = col_text(st, 2),
-        .description = col_text(st, 3), .expires_at = sqlite3_column_int64(st, 4),
-        .revoked = sqlite3_column_int(st, 5), .created_at = col_text(st, 6),
+        .id = col_text(st, 0),
+        .user = col_text(st, 1),
+        .secret_hash = col_text(st, 2),
+        .description = col_text(st, 3),
+        .expires_at = sqlite3_column_int64(st, 4),
+        .revoked = sqlite3_column_int(st, 5),
+        .created_at = col_text(st, 6),
     };
     return ((int (*)(void *, const catalog_token *))cb)(arg, &t);
 }
@@ -207,8 +214,11 @@ int catalog_grant_delete(catalog *c, const catalog_grant *g)
 static int grant_row(sqlite3_stmt *st, void *cb, void *arg)
 {
     catalog_grant g = {
-        .subject_kind = col_text(st, 0), .subject = col_text(st, 1),
-        .resource_kind = col_text(st, 2), .pattern = col_text(st, 3), .access = col_text(st, 4),
+        .subject_kind = col_text(st, 0),
+        .subject = col_text(st, 1),
+        .resource_kind = col_text(st, 2),
+        .pattern = col_text(st, 3),
+        .access = col_text(st, 4),
     };
     return ((int (*)(void *, const catalog_grant *))cb)(arg, &g);
 }
@@ -228,12 +238,11 @@ int catalog_audit_outbox_put(catalog *c, const char *entry_json)
     return exec(c, "INSERT INTO audit_outbox (entry) VALUES (?1)", "t", entry_json);
 }
 
-int catalog_audit_outbox_drain(catalog *c, int (*cb)(void *arg, const char *entry_json),
-                               void *arg)
+int catalog_audit_outbox_drain(catalog *c, int (*cb)(void *arg, const char *entry_json), void *arg)
 {
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(catalog_db(c), "SELECT id, entry FROM audit_outbox ORDER BY id",
-                                -1, &st, NULL);
+    int rc = sqlite3_prepare_v2(catalog_db(c), "SELECT id, entry FROM audit_outbox ORDER BY id", -1,
+                                &st, NULL);
     if (rc != SQLITE_OK)
         return catalog__err(rc);
     long long last = -1;

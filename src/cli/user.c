@@ -186,15 +186,15 @@ static int cmd_password(catalog *cat, audit *au, const char *who, const opts *o,
         return 2;
     int rc = auth_password_hash(pw, strlen(pw), hash);
     if (!rc)
-        rc = add ? catalog_user_add(cat, name, o->device || !strcmp(o->role, "device") ? "device"
-                                                                                       : "user",
+        rc = add ? catalog_user_add(cat, name,
+                                    o->device || !strcmp(o->role, "device") ? "device" : "user",
                                     o->role, hash)
                  : catalog_user_set_password(cat, name, hash);
     sodium_memzero(hash, sizeof(hash));
     if (rc) {
         sodium_memzero(pw, sizeof(pw));
         fprintf(stderr, "weir user: %s\n",
-                rc == WEIR_EEXIST     ? "a user with that name exists"
+                rc == WEIR_EEXIST      ? "a user with that name exists"
                 : rc == WEIR_ENOTFOUND ? "no such user"
                                        : weir_strerror(rc));
         return 1;
@@ -225,8 +225,7 @@ static int cmd_token(catalog *cat, audit *au, const char *who, const opts *o)
     auth_token_new(token, id, hash);
     int rc = catalog_token_add(cat, id, o->pos[0], hash, o->description, expires_at);
     if (rc) {
-        fprintf(stderr, "weir user: %s\n",
-                rc == WEIR_EINVAL ? "no such user" : weir_strerror(rc));
+        fprintf(stderr, "weir user: %s\n", rc == WEIR_EINVAL ? "no such user" : weir_strerror(rc));
         return 1;
     }
     char detail[64];
@@ -242,7 +241,8 @@ static int cmd_grant(catalog *cat, audit *au, const char *who, const opts *o, bo
 {
     catalog_grant g = {.subject_kind = o->user ? "user" : "role",
                        .subject = o->user ? o->user : o->role,
-                       .resource_kind = o->pos[0], .pattern = o->pos[1],
+                       .resource_kind = o->pos[0],
+                       .pattern = o->pos[1],
                        .access = put ? o->pos[2] : NULL};
     if (!g.subject || (o->user && o->role) || o->n_pos != (put ? 3 : 2) ||
         (strcmp(g.resource_kind, "stream") && strcmp(g.resource_kind, "topic")) ||
@@ -254,14 +254,13 @@ static int cmd_grant(catalog *cat, audit *au, const char *who, const opts *o, bo
     }
     int rc = put ? catalog_grant_put(cat, &g) : catalog_grant_delete(cat, &g);
     if (rc) {
-        fprintf(stderr, "weir user: %s\n", rc == WEIR_ENOTFOUND ? "no such grant"
-                                                                  : weir_strerror(rc));
+        fprintf(stderr, "weir user: %s\n",
+                rc == WEIR_ENOTFOUND ? "no such grant" : weir_strerror(rc));
         return 1;
     }
     char target[200], detail[300];
     snprintf(target, sizeof(target), "%s:%s", g.subject_kind, g.subject);
-    snprintf(detail, sizeof(detail), "%s %s %s", g.resource_kind, g.pattern,
-             put ? g.access : "");
+    snprintf(detail, sizeof(detail), "%s %s %s", g.resource_kind, g.pattern, put ? g.access : "");
     audit_log(au, who, "cli", "cli", put ? "grant.put" : "grant.delete", target, true, detail);
     return 0;
 }
@@ -281,7 +280,7 @@ int cli_user(int argc, char **argv)
     static const struct {
         const char *name;
         int npos;
-    } arity[] = {{"add", 1}, {"passwd", 1}, {"del", 1}, {"list", 0},
+    } arity[] = {{"add", 1},   {"passwd", 1}, {"del", 1},    {"list", 0},
                  {"token", 1}, {"revoke", 1}, {"grant", -1}, {"ungrant", -1}};
     int want = -2;
     for (size_t i = 0; i < sizeof(arity) / sizeof(arity[0]); i++)
@@ -317,8 +316,8 @@ int cli_user(int argc, char **argv)
             audit_log(au, who, "cli", "cli", "user.delete", o.pos[0], true, NULL);
         }
     } else if (!strcmp(cmd, "list")) {
-        status = catalog_user_list(cat, print_user, NULL) ||
-                 catalog_token_list(cat, print_token, NULL);
+        status =
+            catalog_user_list(cat, print_user, NULL) || catalog_token_list(cat, print_token, NULL);
     } else if (!strcmp(cmd, "token")) {
         status = cmd_token(cat, au, who, &o);
     } else if (!strcmp(cmd, "revoke")) {

@@ -14,8 +14,8 @@
  *   POST   /api/v1/users/{name}/tokens      {"description"?,"expires_in"?} -> the token, once
  *   DELETE /api/v1/tokens/{id}              revoke (own, or admin)
  *   GET    /api/v1/grants                   (admin)
- *   POST   /api/v1/grants                   {"subject_kind","subject","resource_kind","pattern","access"}
- *   DELETE /api/v1/grants                   same body without access
+ *   POST   /api/v1/grants {"subject_kind","subject","resource_kind","pattern","access"} DELETE
+ * /api/v1/grants                   same body without access
  *
  * Password hashing (argon2id) and verification run on libuv's thread pool;
  * the answer is given later (http_respond_later), so the loop never waits
@@ -37,19 +37,19 @@
 #include <time.h>
 #include <uv.h>
 
-#define COOKIE_NAME "weir_session"
-#define PASSWORD_MIN 8
-#define PASSWORD_MAX 1024
+#define COOKIE_NAME          "weir_session"
+#define PASSWORD_MIN         8
+#define PASSWORD_MAX         1024
 #define TOKEN_MAX_LIFETIME_S (10LL * 365 * 86400)
-#define HDR_MAX 8192 /* a Cookie header carries other sites' cookies on the same host too */
+#define HDR_MAX              8192 /* a Cookie header carries other sites' cookies on the same host too */
 
 /* ---- Helpers ------------------------------------------------------------ */
 
 static bool peer_loopback(const char *peer)
 {
-    return peer && (!strncmp(peer, "127.", 4) || !strncmp(peer, "[::1]", 5) ||
-                    !strncmp(peer, "::1", 3) || !strncmp(peer, "[::ffff:127.", 12) ||
-                    !strncmp(peer, "::ffff:127.", 11));
+    return peer &&
+           (!strncmp(peer, "127.", 4) || !strncmp(peer, "[::1]", 5) || !strncmp(peer, "::1", 3) ||
+            !strncmp(peer, "[::ffff:127.", 12) || !strncmp(peer, "::ffff:127.", 11));
 }
 
 static void release_identity(void *p)
@@ -82,8 +82,8 @@ static void respond_auth_error(http_response *w, int rc)
     }
 }
 
-void http_audit(http_api_ctx *api, http_request *r, const char *action, const char *target,
-                bool ok, const char *detail)
+void http_audit(http_api_ctx *api, http_request *r, const char *action, const char *target, bool ok,
+                const char *detail)
 {
     audit_log(api->audit, auth_identity_name(http_identity(r)), http_req_peer(r), "http", action,
               target, ok, detail);
@@ -165,8 +165,7 @@ typedef struct login_job {
     bool tls;
 } login_job;
 
-static void login_answer(http_api_ctx *api, http_response *w, bool tls, int rc,
-                         auth_identity *id)
+static void login_answer(http_api_ctx *api, http_response *w, bool tls, int rc, auth_identity *id)
 {
     if (rc || !id) {
         respond_auth_error(w, rc ? rc : WEIR_EAUTH);
@@ -177,14 +176,16 @@ static void login_answer(http_api_ctx *api, http_response *w, bool tls, int rc,
         http_respond_error(w, WEIR_ENOMEM, NULL);
         return;
     }
-    snprintf(cookie, sizeof(cookie), COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Strict; "
-             "Max-Age=%d%s", sid, AUTH_SESSION_MAX_S, tls ? "; Secure" : "");
+    snprintf(cookie, sizeof(cookie),
+             COOKIE_NAME "=%s; Path=/; HttpOnly; SameSite=Strict; "
+                         "Max-Age=%d%s",
+             sid, AUTH_SESSION_MAX_S, tls ? "; Secure" : "");
     http_resp_header(w, "Set-Cookie", cookie);
     http_resp_header(w, "Cache-Control", "no-store");
     http_respond_json(w, 200,
-                      json_pack("{s:s, s:s, s:s, s:i, s:i}", "user", auth_identity_name(id),
-                                "role", auth_role_name(auth_identity_role(id)), "csrf_token",
-                                csrf, "idle_timeout_s", AUTH_SESSION_IDLE_S, "expires_in_s",
+                      json_pack("{s:s, s:s, s:s, s:i, s:i}", "user", auth_identity_name(id), "role",
+                                auth_role_name(auth_identity_role(id)), "csrf_token", csrf,
+                                "idle_timeout_s", AUTH_SESSION_IDLE_S, "expires_in_s",
                                 AUTH_SESSION_MAX_S));
 }
 
@@ -224,9 +225,12 @@ void http_route_login(http_request *r, http_response *w, void *ctx)
     }
     job->api = api;
     job->tls = http_req_tls(r) != 0;
-    auth_credentials cr = {.door = AUTH_DOOR_HTTP, .username = user,
-                           .password = (const uint8_t *)pw, .password_len = strlen(pw),
-                           .peer = http_req_peer(r), .loopback = peer_loopback(http_req_peer(r))};
+    auth_credentials cr = {.door = AUTH_DOOR_HTTP,
+                           .username = user,
+                           .password = (const uint8_t *)pw,
+                           .password_len = strlen(pw),
+                           .peer = http_req_peer(r),
+                           .loopback = peer_loopback(http_req_peer(r))};
     auth_identity *id = NULL;
     /* The later handle first: the verdict may need it. */
     job->later = http_respond_later(w);
@@ -285,10 +289,10 @@ static void changed(http_api_ctx *api)
 
 static int add_user_json(void *arg, const catalog_user *u)
 {
-    json_array_append_new(arg, json_pack("{s:s, s:s, s:s, s:b, s:b, s:s}", "name", u->name,
-                                         "kind", u->kind, "role", u->role, "password",
-                                         u->password_hash != NULL, "disabled", u->disabled,
-                                         "created_at", u->created_at));
+    json_array_append_new(arg,
+                          json_pack("{s:s, s:s, s:s, s:b, s:b, s:s}", "name", u->name, "kind",
+                                    u->kind, "role", u->role, "password", u->password_hash != NULL,
+                                    "disabled", u->disabled, "created_at", u->created_at));
     return 0;
 }
 
@@ -314,11 +318,11 @@ typedef struct user_job {
     bool create;
     char name[AUTH_NAME_MAX + 1];
     char kind[8];
-    char role[16];        /* "" = unchanged */
-    int disabled;         /* -1 = unchanged */
-    char *password;       /* NULL = unchanged / none; wiped */
-    char *current;        /* a user changing their own password: the old one */
-    bool generated;       /* the password was generated: return it once */
+    char role[16];  /* "" = unchanged */
+    int disabled;   /* -1 = unchanged */
+    char *password; /* NULL = unchanged / none; wiped */
+    char *current;  /* a user changing their own password: the old one */
+    bool generated; /* the password was generated: return it once */
     char hash[128];
     int hash_rc;
     char who[AUTH_NAME_MAX + 1];
@@ -473,9 +477,11 @@ static void user_run(http_api_ctx *api, http_request *r, http_response *w, user_
     if (j->current) {
         /* Proves it is the user, not someone holding their session. A
          * wrong one counts as a failed login (back-off). */
-        auth_credentials cr = {.door = AUTH_DOOR_HTTP, .username = j->name,
+        auth_credentials cr = {.door = AUTH_DOOR_HTTP,
+                               .username = j->name,
                                .password = (const uint8_t *)j->current,
-                               .password_len = strlen(j->current), .peer = j->peer};
+                               .password_len = strlen(j->current),
+                               .peer = j->peer};
         auth_identity *id = NULL;
         int rc = auth_authenticate(api->auth, &cr, &id, user_current_checked, j);
         if (rc != WEIR_EAGAIN)
@@ -645,12 +651,11 @@ static int add_token_json(void *arg, const catalog_token *t)
     if (l->only && strcmp(l->only, t->user))
         return 0;
     long long now = (long long)time(NULL);
-    json_array_append_new(l->arr,
-                          json_pack("{s:s, s:s, s:s, s:I, s:b, s:b, s:s}", "id", t->id, "user",
-                                    t->user, "description", t->description, "expires_at",
-                                    (json_int_t)t->expires_at, "revoked", t->revoked, "expired",
-                                    t->expires_at && t->expires_at <= now, "created_at",
-                                    t->created_at));
+    json_array_append_new(
+        l->arr, json_pack("{s:s, s:s, s:s, s:I, s:b, s:b, s:s}", "id", t->id, "user", t->user,
+                          "description", t->description, "expires_at", (json_int_t)t->expires_at,
+                          "revoked", t->revoked, "expired", t->expires_at && t->expires_at <= now,
+                          "created_at", t->created_at));
     return 0;
 }
 
@@ -713,8 +718,9 @@ void http_route_user_token_create(http_request *r, http_response *w, void *ctx)
     http_audit(api, r, "token.create", name, true, detail);
     changed(api);
     http_resp_header(w, "Cache-Control", "no-store");
-    http_respond_json(w, 201, json_pack("{s:s, s:s, s:s, s:I}", "id", id, "user", name, "token",
-                                        token, "expires_at", (json_int_t)expires_at));
+    http_respond_json(w, 201,
+                      json_pack("{s:s, s:s, s:s, s:I}", "id", id, "user", name, "token", token,
+                                "expires_at", (json_int_t)expires_at));
     sodium_memzero(token, sizeof(token));
 }
 
@@ -759,10 +765,10 @@ void http_route_token_revoke(http_request *r, http_response *w, void *ctx)
 
 static int add_grant_json(void *arg, const catalog_grant *g)
 {
-    json_array_append_new(arg, json_pack("{s:s, s:s, s:s, s:s, s:s}", "subject_kind",
-                                         g->subject_kind, "subject", g->subject, "resource_kind",
-                                         g->resource_kind, "pattern", g->pattern, "access",
-                                         g->access));
+    json_array_append_new(arg,
+                          json_pack("{s:s, s:s, s:s, s:s, s:s}", "subject_kind", g->subject_kind,
+                                    "subject", g->subject, "resource_kind", g->resource_kind,
+                                    "pattern", g->pattern, "access", g->access));
     return 0;
 }
 
@@ -825,8 +831,7 @@ static void grant_change(http_request *r, http_response *w, void *ctx, bool put)
     }
     char target[300], detail[300];
     snprintf(target, sizeof(target), "%s:%s", g.subject_kind, g.subject);
-    snprintf(detail, sizeof(detail), "%s %s %s", g.resource_kind, g.pattern,
-             put ? g.access : "");
+    snprintf(detail, sizeof(detail), "%s %s %s", g.resource_kind, g.pattern, put ? g.access : "");
     http_audit(api, r, put ? "grant.put" : "grant.delete", target, true, detail);
     json_decref(b);
     changed(api);

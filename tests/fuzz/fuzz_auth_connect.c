@@ -68,7 +68,7 @@ static bool legit(uint8_t ctl, const uint8_t *user, size_t un, const uint8_t *pw
 {
     if (ctl & 0x10)
         return !strcmp(cert, "fz") || !strcmp(cert, "dv");
-    if ((!user || un == 0) && !pw) /* an empty user name counts as none */
+    if ((!user || un == 0) && !pw)           /* an empty user name counts as none */
         return (ctl & 0x40) && (ctl & 0x20); /* anonymous, on loopback */
     if (is(pw, pn, fixture_token))
         return !user || un == 0 || is(user, un, "fz");
@@ -88,10 +88,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                         (const uint8_t *)"dv-password"};
     auth *a = fixture_auth(ctl & 0x40);
     mqtt_broker_config cfg = {
-        .max_packet_size = 4096, .max_connections = 8, .receive_maximum = 4,
-        .max_queued_messages = 8, .max_queued_bytes = 1 << 16, .max_outbuf = 8192,
-        .max_keepalive = 60, .max_session_expiry = 3600, .topic_alias_maximum = 4,
-        .max_subscriptions = 8, .retain_available = true,
+        .max_packet_size = 4096,
+        .max_connections = 8,
+        .receive_maximum = 4,
+        .max_queued_messages = 8,
+        .max_queued_bytes = 1 << 16,
+        .max_outbuf = 8192,
+        .max_keepalive = 60,
+        .max_session_expiry = 3600,
+        .topic_alias_maximum = 4,
+        .max_subscriptions = 8,
+        .retain_available = true,
     };
     mqtt_broker *b = mqtt_broker_new(&cfg, a);
     fake_io io = {.closing = 0};

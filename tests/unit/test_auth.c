@@ -47,9 +47,9 @@ static void add_user(catalog *c, const char *name, const char *role, const char 
     char hash[128];
     assert_int_equal(auth_password_hash(pw, strlen(pw), hash), WEIR_OK);
     assert_memory_equal(hash, "$argon2id$", 10);
-    assert_int_equal(catalog_user_add(c, name, !strcmp(role, "device") ? "device" : "user", role,
-                                      hash),
-                     WEIR_OK);
+    assert_int_equal(
+        catalog_user_add(c, name, !strcmp(role, "device") ? "device" : "user", role, hash),
+        WEIR_OK);
 }
 
 static int setup(void **state)
@@ -93,9 +93,12 @@ static int teardown(void **state)
 static auth_identity *login(fix *f, const char *user, const char *pw, const char *client_id,
                             int *rc)
 {
-    auth_credentials cr = {.door = AUTH_DOOR_MQTT, .username = user,
-                           .password = (const uint8_t *)pw, .password_len = pw ? strlen(pw) : 0,
-                           .client_id = client_id, .peer = "10.1.2.3:4000"};
+    auth_credentials cr = {.door = AUTH_DOOR_MQTT,
+                           .username = user,
+                           .password = (const uint8_t *)pw,
+                           .password_len = pw ? strlen(pw) : 0,
+                           .client_id = client_id,
+                           .peer = "10.1.2.3:4000"};
     auth_identity *id = NULL;
     *rc = auth_authenticate(f->a, &cr, &id, NULL, NULL);
     return id;
