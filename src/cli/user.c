@@ -168,6 +168,14 @@ static int print_token(void *arg, const catalog_token *t)
     return 0;
 }
 
+static int print_grant(void *arg, const catalog_grant *g)
+{
+    (void)arg;
+    printf("  grant %s:%s %s %s %s\n", g->subject_kind, g->subject, g->resource_kind, g->pattern,
+           g->access);
+    return 0;
+}
+
 static int cmd_password(catalog *cat, audit *au, const char *who, const opts *o, bool add)
 {
     const char *name = o->pos[0];
@@ -316,8 +324,9 @@ int cli_user(int argc, char **argv)
             audit_log(au, who, "cli", "cli", "user.delete", o.pos[0], true, NULL);
         }
     } else if (!strcmp(cmd, "list")) {
-        status =
-            catalog_user_list(cat, print_user, NULL) || catalog_token_list(cat, print_token, NULL);
+        status = catalog_user_list(cat, print_user, NULL) ||
+                 catalog_token_list(cat, print_token, NULL) ||
+                 catalog_grant_list(cat, print_grant, NULL);
     } else if (!strcmp(cmd, "token")) {
         status = cmd_token(cat, au, who, &o);
     } else if (!strcmp(cmd, "revoke")) {
