@@ -18,7 +18,7 @@ build:
 # (--demo) a climate stream fed by a replay of the shipped UCI file as nine
 # room devices, so the dashboard moves at once (see README "first five minutes").
 run: deps build
-	./build/weir serve --data ./weir-data --demo $(ARGS)
+	./build/weir serve --data ./weir-data --demo --set auth.anonymous=true $(ARGS)
 
 fuzz-build:
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DWEIR_FUZZ=ON \

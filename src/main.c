@@ -18,6 +18,7 @@ static const cli_command commands[] = {
     {"probe", "measure end-to-end latency (DPC..LPDS, LPS) of a running node", cli_probe},
     {"replay", "replay a CSV file over MQTT as simulated devices", cli_replay},
     {"rule", "list, create, start, stop, restart or delete continuous rules", cli_rule},
+    {"user", "manage users, API tokens and grants in a data directory", cli_user},
     {"version", "print the version and library versions", cli_version},
 };
 

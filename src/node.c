@@ -13,6 +13,7 @@
  * loop while it serves clients.
  */
 #include "node.h"
+#include "auth/audit.h"
 #include "auth/auth.h"
 #include "base/buf.h"
 #include "base/clock.h"
@@ -37,6 +38,7 @@
 #include "stream/store.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +58,9 @@ typedef struct node {
     uv_timer_t deadline;     /* shutdown: abort peers that do not read */
     const weir_config *cfg;
     auth *auth;
+    audit *audit;
+    long long catalog_version; /* PRAGMA data_version last seen */
+    unsigned ticks;
     catalog *catalog;
     stream_store *store;
     ingest *ingest;
@@ -210,42 +215,59 @@ static const http_ws_endpoint ws_endpoints[] = {
      .on_drain = live_ws_drain, .on_close = live_ws_close, .text = 1},
 };
 
+/* The fourth column is the permission the gate (route_auth.c) requires, an
+ * auth_action; a row without one is admin-only. See docs/security.md. */
 static const http_route routes[] = {
-    {"GET", "/healthz", http_route_healthz},
-    {"GET", "/metrics", http_route_metrics},
-    {"GET", "/api/v1/streams", http_route_streams_list},
-    {"POST", "/api/v1/streams", http_route_streams_create},
-    {"GET", "/api/v1/streams/{name}", http_route_stream_get},
-    {"DELETE", "/api/v1/streams/{name}", http_route_stream_delete},
-    {"POST", "/api/v1/streams/{name}/records", http_route_stream_records_post},
-    {"GET", "/api/v1/streams/{name}/records", http_route_stream_records_get},
-    {"POST", "/api/v1/streams/{name}/upload", http_route_stream_upload},
-    {"GET", "/api/v1/streams/{name}/series", http_route_stream_series},
-    {"GET", "/api/v1/streams/{name}/groups/{group}", http_route_stream_group_get},
-    {"POST", "/api/v1/streams/{name}/groups/{group}", http_route_stream_group_commit},
-    {"POST", "/api/v1/query", http_route_query},
-    {"GET", "/api/v1/live", http_route_live},
-    {"GET", "/api/v1/probe/results", http_route_probe_results_get},
-    {"POST", "/api/v1/probe/results", http_route_probe_results_post},
-    {"GET", "/api/v1/rules", http_route_rules_list},
-    {"POST", "/api/v1/rules", http_route_rules_create},
-    {"GET", "/api/v1/rules/{name}", http_route_rule_get},
-    {"DELETE", "/api/v1/rules/{name}", http_route_rule_delete},
-    {"POST", "/api/v1/rules/{name}/start", http_route_rule_start},
-    {"POST", "/api/v1/rules/{name}/stop", http_route_rule_stop},
-    {"POST", "/api/v1/rules/{name}/restart", http_route_rule_restart},
+    {"GET", "/healthz", http_route_healthz, AUTH_PUBLIC},
+    {"GET", "/metrics", http_route_metrics, AUTH_METRICS},
+    {"GET", "/api/v1/streams", http_route_streams_list, AUTH_ANY},
+    {"POST", "/api/v1/streams", http_route_streams_create, AUTH_STREAM_MANAGE},
+    {"GET", "/api/v1/streams/{name}", http_route_stream_get, AUTH_STREAM_READ},
+    {"DELETE", "/api/v1/streams/{name}", http_route_stream_delete, AUTH_STREAM_MANAGE},
+    {"POST", "/api/v1/streams/{name}/records", http_route_stream_records_post, AUTH_STREAM_WRITE},
+    {"GET", "/api/v1/streams/{name}/records", http_route_stream_records_get, AUTH_STREAM_READ},
+    {"POST", "/api/v1/streams/{name}/upload", http_route_stream_upload, AUTH_STREAM_WRITE},
+    {"GET", "/api/v1/streams/{name}/series", http_route_stream_series, AUTH_STREAM_READ},
+    {"GET", "/api/v1/streams/{name}/groups/{group}", http_route_stream_group_get, AUTH_STREAM_READ},
+    {"POST", "/api/v1/streams/{name}/groups/{group}", http_route_stream_group_commit,
+     AUTH_STREAM_READ},
+    {"POST", "/api/v1/query", http_route_query, AUTH_QUERY},
+    {"POST", "/api/v1/login", http_route_login, AUTH_PUBLIC},
+    {"POST", "/api/v1/logout", http_route_logout, AUTH_ANY},
+    {"GET", "/api/v1/me", http_route_me, AUTH_ANY},
+    {"GET", "/api/v1/users", http_route_users_list, AUTH_ADMIN},
+    {"POST", "/api/v1/users", http_route_users_create, AUTH_ADMIN},
+    {"PUT", "/api/v1/users/{name}", http_route_user_update, AUTH_ANY},
+    {"DELETE", "/api/v1/users/{name}", http_route_user_delete, AUTH_ADMIN},
+    {"POST", "/api/v1/users/{name}/tokens", http_route_user_token_create, AUTH_ANY},
+    {"GET", "/api/v1/tokens", http_route_tokens_list, AUTH_ANY},
+    {"DELETE", "/api/v1/tokens/{id}", http_route_token_revoke, AUTH_ANY},
+    {"GET", "/api/v1/grants", http_route_grants_list, AUTH_ADMIN},
+    {"POST", "/api/v1/grants", http_route_grants_put, AUTH_ADMIN},
+    {"DELETE", "/api/v1/grants", http_route_grants_delete, AUTH_ADMIN},
+    {"GET", "/api/v1/live", http_route_live, AUTH_QUERY},
+    {"GET", "/api/v1/probe/results", http_route_probe_results_get, AUTH_METRICS},
+    {"POST", "/api/v1/probe/results", http_route_probe_results_post, AUTH_STREAM_MANAGE},
+    {"GET", "/api/v1/rules", http_route_rules_list, AUTH_RULE_READ},
+    {"POST", "/api/v1/rules", http_route_rules_create, AUTH_RULE_MANAGE},
+    {"GET", "/api/v1/rules/{name}", http_route_rule_get, AUTH_RULE_READ},
+    {"DELETE", "/api/v1/rules/{name}", http_route_rule_delete, AUTH_RULE_MANAGE},
+    {"POST", "/api/v1/rules/{name}/start", http_route_rule_start, AUTH_RULE_CONTROL},
+    {"POST", "/api/v1/rules/{name}/stop", http_route_rule_stop, AUTH_RULE_CONTROL},
+    {"POST", "/api/v1/rules/{name}/restart", http_route_rule_restart, AUTH_RULE_CONTROL},
     /* the μ-service rule-template API (route_usvc.c) */
-    {"POST", "/api/install", http_route_usvc_install},
-    {"POST", "/api/uninstall", http_route_usvc_uninstall},
-    {"POST", "/api/start", http_route_usvc_start},
-    {"POST", "/api/stop", http_route_usvc_stop},
-    {"POST", "/api/move", http_route_usvc_move},
-    {"GET", "/api/jobs", http_route_usvc_jobs},
-    {"GET", "/api/v1/overview", http_route_overview},
-    {"GET", "/api/v1/clients", http_route_clients},
-    /* The dashboard (docs/dashboard.md): keep these last. */
-    {"GET", "/", http_route_static_index},
-    {"GET", "/assets/{file}", http_route_static_asset},
+    {"POST", "/api/install", http_route_usvc_install, AUTH_RULE_MANAGE},
+    {"POST", "/api/uninstall", http_route_usvc_uninstall, AUTH_RULE_MANAGE},
+    {"POST", "/api/start", http_route_usvc_start, AUTH_RULE_CONTROL},
+    {"POST", "/api/stop", http_route_usvc_stop, AUTH_RULE_CONTROL},
+    {"POST", "/api/move", http_route_usvc_move, AUTH_RULE_MANAGE},
+    {"GET", "/api/jobs", http_route_usvc_jobs, AUTH_RULE_READ},
+    {"GET", "/api/v1/overview", http_route_overview, AUTH_METRICS},
+    {"GET", "/api/v1/clients", http_route_clients, AUTH_METRICS},
+    /* The dashboard (docs/dashboard.md): public static files (the data they
+     * show comes from the API, which asks who is there); keep these last. */
+    {"GET", "/", http_route_static_index, AUTH_PUBLIC},
+    {"GET", "/assets/{file}", http_route_static_asset, AUTH_PUBLIC},
 };
 
 /* ---- Streams: the broker's ingest hook ---------------------------------- */
@@ -326,6 +348,136 @@ static int start_streams(node *n)
     if ((rc = rules_load(n->rules, err, sizeof(err))))
         wlog_error("node", "rules", "error=\"%s\"", err);
     return WEIR_OK;
+}
+
+/* ---- Auth: users, the audit trail, the first admin ---------------------- */
+
+#define AUDIT_STREAM "$audit"
+
+/* Appends an audit entry to the `$audit` stream (durable on the stream's
+ * sync policy; nobody waits for it). */
+static void audit_sink(void *ctx, const char *json, size_t len)
+{
+    node *n = ctx;
+    ingest_stream *s = n->ingest && !n->stopping ? ingest_find(n->ingest, AUDIT_STREAM) : NULL;
+    if (!s)
+        return; /* the log line audit_log wrote is what remains */
+    ingest_result res;
+    int rc = ingest_batch(n->ingest, s, NULL, (const uint8_t *)json, len, weir_wall_ns(), &res,
+                          NULL, NULL);
+    json_decref(res.errors);
+    if (rc && rc != WEIR_EAGAIN)
+        wlog_error("node", "audit", "error=\"%s\"", weir_strerror(rc));
+}
+
+static int audit_outbox_one(void *arg, const char *entry)
+{
+    audit_sink(arg, entry, strlen(entry));
+    return 0;
+}
+
+/* Users changed here or in another process: reload, move the CLI's audit
+ * entries into the stream, close connections whose credentials went. */
+static void auth_refresh(node *n)
+{
+    if (auth_reload(n->auth, n->catalog))
+        return;
+    catalog_audit_outbox_drain(n->catalog, audit_outbox_one, n);
+    catalog_data_version(n->catalog, &n->catalog_version);
+    if (n->broker)
+        mqtt_broker_revalidate(n->broker);
+}
+
+static void api_auth_changed(http_api_ctx *api)
+{
+    auth_refresh(api->node);
+}
+
+/* First start: an admin, with the password from WEIR_ADMIN_PASSWORD or a
+ * generated one printed once on stderr (never logged, never stored). */
+static int bootstrap_admin(node *n)
+{
+    long long users = 0;
+    int rc = catalog_user_count(n->catalog, &users);
+    if (rc || users)
+        return rc;
+    const char *env = getenv("WEIR_ADMIN_PASSWORD");
+    char generated[33], hash[128];
+    const char *pw = env;
+    if (!env || !*env) {
+        uint8_t b[24];
+        randombytes_buf(b, sizeof(b));
+        sodium_bin2base64(generated, sizeof(generated), b, sizeof(b),
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+        pw = generated;
+    }
+    rc = auth_password_hash(pw, strlen(pw), hash);
+    if (!rc)
+        rc = catalog_user_add(n->catalog, "admin", "user", "admin", hash);
+    sodium_memzero(hash, sizeof(hash));
+    if (rc) {
+        wlog_error("node", "bootstrap_admin", "error=\"%s\"", weir_strerror(rc));
+        return rc;
+    }
+    audit_log(n->audit, "weir", NULL, "node", "user.create", "admin", true,
+              env && *env ? "first start; password from WEIR_ADMIN_PASSWORD"
+                          : "first start; generated password printed once");
+    if (pw == generated) {
+        fprintf(stderr,
+                "\n  weir: first start: created user 'admin' with password\n\n      %s\n\n"
+                "  It is shown only this once. Change it with `weir user passwd admin`.\n\n",
+                generated);
+        fflush(stderr);
+        sodium_memzero(generated, sizeof(generated));
+    }
+    wlog_info("node", "bootstrap_admin", "user=admin password_from=%s",
+              pw == generated ? "generated (printed on stderr)" : "WEIR_ADMIN_PASSWORD");
+    return WEIR_OK;
+}
+
+static int start_auth(node *n)
+{
+    const weir_config *cfg = n->cfg;
+    if (!(n->auth = auth_new(cfg->mqtt_deny, cfg->auth_anonymous)))
+        return WEIR_EINVAL;
+    if (auth_set_device_topics(n->auth, cfg->auth_device_publish, cfg->auth_device_subscribe)) {
+        wlog_error("node", "config", "error=\"bad auth.device_publish or auth.device_subscribe\"");
+        return WEIR_EINVAL;
+    }
+    auth_set_loop(n->auth, &n->loop);
+    if (catalog_data_version(n->catalog, &n->catalog_version) || auth_reload(n->auth, n->catalog))
+        return WEIR_EIO;
+    if (cfg->auth_anonymous)
+        wlog_warn("node", "anonymous_access",
+                  "auth.anonymous=true: clients without credentials from loopback get every "
+                  "right (demo/test profile; never from other addresses)");
+    n->api.auth = n->auth;
+    n->api.auth_changed = api_auth_changed;
+    return WEIR_OK;
+}
+
+/* After the streams: the audit trail, then the first admin. */
+static int start_audit(node *n)
+{
+    char err[256];
+    json_t *def = json_pack("{s:s, s:s, s:s, s:i, s:s}", "name", AUDIT_STREAM, "format", "json",
+                            "retention", "365d", "partitions", 1, "sync", "interval=100ms");
+    ingest_stream *s = NULL;
+    int rc = def ? ingest_define(n->ingest, def, "system", true, err, sizeof(err), &s)
+                 : WEIR_ENOMEM;
+    json_decref(def);
+    if (rc) {
+        wlog_error("node", "audit", "error=\"%s\"", err);
+        return rc;
+    }
+    if (!(n->audit = audit_new(audit_sink, n)))
+        return WEIR_ENOMEM;
+    auth_set_audit(n->auth, n->audit);
+    n->api.audit = n->audit;
+    catalog_audit_outbox_drain(n->catalog, audit_outbox_one, n);
+    if ((rc = bootstrap_admin(n)))
+        return rc;
+    return auth_reload(n->auth, n->catalog);
 }
 
 /* ---- Metrics ------------------------------------------------------------ */
@@ -411,6 +563,37 @@ static int register_metrics(node *n)
     rc |= metrics_counter_ref(m, "weir_tls_client_certs_total",
                               "MQTT/TLS handshakes with a verified client certificate.", NULL,
                               &n->tls_stats.client_certs);
+    const auth_stats *as = auth_get_stats(n->auth);
+    static const char *const doors[2] = {"mqtt", "http"};
+    for (int d = 0; d < 2; d++) {
+        snprintf(labels, sizeof(labels), "door=\"%s\",result=\"ok\"", doors[d]);
+        rc |= metrics_counter_ref(m, "weir_auth_logins_total",
+                                  "Authentications by door and result (ok, failed: bad "
+                                  "credentials, backoff: refused unchecked after repeated "
+                                  "failures, anonymous_refused).",
+                                  labels, &as->logins_ok[d]);
+        snprintf(labels, sizeof(labels), "door=\"%s\",result=\"failed\"", doors[d]);
+        rc |= metrics_counter_ref(m, "weir_auth_logins_total", NULL, labels,
+                                  &as->logins_failed[d]);
+        snprintf(labels, sizeof(labels), "door=\"%s\",result=\"backoff\"", doors[d]);
+        rc |= metrics_counter_ref(m, "weir_auth_logins_total", NULL, labels,
+                                  &as->backoff_refused[d]);
+        snprintf(labels, sizeof(labels), "door=\"%s\",result=\"anonymous_refused\"", doors[d]);
+        rc |= metrics_counter_ref(m, "weir_auth_logins_total", NULL, labels,
+                                  &as->anonymous_refused[d]);
+    }
+    for (int a = 0; a < AUTH_ACTION__COUNT; a++) {
+        snprintf(labels, sizeof(labels), "action=\"%s\"", auth_action_name((auth_action)a));
+        rc |= metrics_counter_ref(m, "weir_auth_denied_total",
+                                  "Requests refused by authorisation, by action.", labels,
+                                  &as->denied[a]);
+    }
+    rc |= metrics_counter_ref(m, "weir_auth_verify_busy_total",
+                              "Password verifications refused: too many already running.", NULL,
+                              &as->verify_busy);
+    rc |= metrics_counter_ref(m, "weir_auth_cache_hits_total",
+                              "Passwords accepted from the verification cache.", NULL,
+                              &as->cache_hits);
     return rc ? WEIR_ENOMEM : WEIR_OK;
 }
 
@@ -434,7 +617,8 @@ static int start_http(node *n)
     if (!(n->api.probe_results = probe_results_new(n->catalog)))
         return WEIR_ENOMEM;
     http_config hc = {.host = host, .port = port, .max_body = cfg->http_max_body,
-                      .max_ws_outbuf = cfg->mqtt_max_outbuf * 2 + cfg->mqtt_max_packet_size};
+                      .max_ws_outbuf = cfg->mqtt_max_outbuf * 2 + cfg->mqtt_max_packet_size,
+                      .gate = http_auth_gate};
     if (cfg->http_tls) {
         net_tls_config tc = tls_config(cfg);
         char err[512];
@@ -593,6 +777,12 @@ static void on_tick(uv_timer_t *t)
 {
     node *n = t->data;
     mqtt_broker_tick(n->broker);
+    /* Another process (`weir user`) changed the catalog: reload users. */
+    long long v;
+    if (n->auth && !catalog_data_version(n->catalog, &v) && v != n->catalog_version)
+        auth_refresh(n);
+    else if (n->auth && ++n->ticks % 4 == 0)
+        mqtt_broker_revalidate(n->broker); /* tokens that expired */
 }
 
 static void on_autosave(uv_timer_t *t)
@@ -802,7 +992,7 @@ static int node_start(node *n)
         return WEIR_EINVAL;
     if (load_key(n))
         return WEIR_EINVAL;
-    if (!(n->auth = auth_new(cfg->mqtt_deny, false)))
+    if (start_auth(n))
         return WEIR_EINVAL;
     if (!(n->broker = mqtt_broker_new(&bc, n->auth)))
         return WEIR_ENOMEM;
@@ -826,7 +1016,7 @@ static int node_start(node *n)
         return WEIR_EIO;
     n->api.broker = n->broker;
     n->api.web_root = cfg->http_web_root;
-    if (start_streams(n))
+    if (start_streams(n) || start_audit(n))
         return WEIR_EIO;
     if (start_mqtt(n) || start_mqtt_tls(n) || start_http(n))
         return WEIR_EIO;
@@ -897,6 +1087,7 @@ int node_run(const weir_config *cfg)
     metrics_free(n.metrics);
     sink_env_free(n.sinks); /* after the last metrics render */
     auth_free(n.auth);
+    audit_free(n.audit);
     catalog_close(n.catalog);
     secret_key_free(n.snap_key);
     secret_key_free(n.key);

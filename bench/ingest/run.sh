@@ -218,7 +218,7 @@ start_weir() {
   fi
   # shellcheck disable=SC2086 # WEIR_ARGS is a list of flags
   "${pin_server[@]}" "$WEIR_BIN" serve --data "$dir/data" --mqtt "127.0.0.1:$weir_mqtt" \
-    --http "127.0.0.1:$server_port" $WEIR_ARGS >"$dir/server.log" 2>&1 &
+    --http "127.0.0.1:$server_port" --set auth.anonymous=true $WEIR_ARGS >"$dir/server.log" 2>&1 &
   server_pid=$!
   pids+=("$server_pid")
   if ! wait_http "http://127.0.0.1:$server_port/healthz" 10; then

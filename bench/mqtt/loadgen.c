@@ -59,6 +59,8 @@
  * --payload reading sends {"device":"pNN","ts":<epoch ms>,"temperature":..,
  * "humidity":..,"seq":N} (the readings of bench/ingest) instead.
  *
+ * Credentials: LOADGEN_USERNAME / LOADGEN_PASSWORD in the environment, when
+ * set, are sent by every client (benchmarks with authentication on).
  * Output: one JSON object on stdout (idle: one line when connected).
  * Progress and errors go to stderr.
  */
@@ -493,6 +495,9 @@ static int client_open(run *r, client *c, const char *role, int index, bool pub)
     if (!c->m)
         return -1;
     mosquitto_int_option(c->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
+    /* Credentials for a broker with authentication on (auth benchmark). */
+    if (getenv("LOADGEN_USERNAME"))
+        mosquitto_username_pw_set(c->m, getenv("LOADGEN_USERNAME"), getenv("LOADGEN_PASSWORD"));
     mosquitto_int_option(c->m, MOSQ_OPT_TCP_NODELAY, 1);
     if (r->o->cafile &&
         mosquitto_tls_set(c->m, r->o->cafile, NULL, NULL, NULL, NULL) != MOSQ_ERR_SUCCESS) {

@@ -183,7 +183,7 @@ start_weir() { # start_weir DIR PORT
   fi
   # shellcheck disable=SC2086 # WEIR_ARGS is a list of flags
   "${pin_broker[@]}" "$WEIR_BIN" serve --data "$dir/data" --mqtt "127.0.0.1:$mqtt" \
-    --http "127.0.0.1:$http" "${tlsopts[@]}" $WEIR_ARGS >"$dir/broker.log" 2>&1 &
+    --http "127.0.0.1:$http" "${tlsopts[@]}" --set auth.anonymous=true $WEIR_ARGS >"$dir/broker.log" 2>&1 &
   broker_pid=$!
 }
 

@@ -104,6 +104,13 @@ static const opt options[] = {
       "the CSV the demo replays (plain or .xz)"),
     O("demo", "speedup", OPT_UINT, demo_speedup, "600",
       "how many times faster than recorded the demo replays (600: a 10-minute row per second)"),
+    O("auth", "anonymous", OPT_BOOL, auth_anonymous, "false",
+      "let clients without credentials in from loopback addresses only, with every right "
+      "(the demo and test profile; never from other addresses)"),
+    O("auth", "device_publish", OPT_STR, auth_device_publish, "devices/%u/#",
+      "topic filter the device role may publish to (%u = user name, %c = client id)"),
+    O("auth", "device_subscribe", OPT_STR, auth_device_subscribe, "devices/%u/cmd/#",
+      "topic filter the device role may subscribe to (%u = user name, %c = client id)"),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -72,6 +72,10 @@ typedef struct weir_config {
     bool demo_enabled;        /* weir serve --demo */
     char *demo_file;          /* CSV replayed by the demo */
     uint64_t demo_speedup;    /* replay speed-up */
+    /* [auth] */
+    bool auth_anonymous;      /* clients without credentials let in from loopback */
+    char *auth_device_publish;   /* default publish filter of the device role */
+    char *auth_device_subscribe; /* default subscribe filter of the device role */
     config_object_kv *objects; /* owned list of object-section keys, file order */
     config_object_kv **objects_tail;
 } weir_config;

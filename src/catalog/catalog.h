@@ -165,5 +165,74 @@ int catalog_checkpoint_save(catalog *c, const char *rule, unsigned long long epo
 int catalog_checkpoint_load(catalog *c, const char *rule, catalog_checkpoint *out);
 void catalog_checkpoint_clear(catalog_checkpoint *ck);
 int catalog_checkpoint_delete(catalog *c, const char *rule);
+/* ---- Users, API tokens, grants, audit outbox (users.c, schema v4) ------
+ *
+ * Plain rows; what they mean is auth/'s business (auth.h, docs/security.md).
+ * Password hashes are argon2id strings, token secrets are stored as a hash
+ * only. Strings passed in are copied; strings passed to callbacks live for
+ * the call only. */
+
+typedef struct catalog_user {
+    const char *name;
+    const char *kind;          /* "user" or "device" */
+    const char *role;          /* "admin", "manager", ... */
+    const char *password_hash; /* NULL: no password login */
+    int disabled;
+    const char *created_at;
+} catalog_user;
+
+/* WEIR_EEXIST when the name is taken. password_hash may be NULL. */
+int catalog_user_add(catalog *c, const char *name, const char *kind, const char *role,
+                     const char *password_hash);
+/* Changes one field; WEIR_ENOTFOUND for an unknown user. */
+int catalog_user_set_password(catalog *c, const char *name, const char *password_hash);
+int catalog_user_set_role(catalog *c, const char *name, const char *role);
+int catalog_user_set_disabled(catalog *c, const char *name, int disabled);
+/* Deletes the user, its tokens and its own grants. WEIR_ENOTFOUND. */
+int catalog_user_delete(catalog *c, const char *name);
+int catalog_user_list(catalog *c, int (*cb)(void *arg, const catalog_user *u), void *arg);
+/* Number of users (for the first-start bootstrap). */
+int catalog_user_count(catalog *c, long long *n);
+
+typedef struct catalog_token {
+    const char *id;          /* 16 hex, public */
+    const char *user;
+    const char *secret_hash; /* 64 hex */
+    const char *description;
+    long long expires_at;    /* unix seconds; 0 = never */
+    int revoked;
+    const char *created_at;
+} catalog_token;
+
+int catalog_token_add(catalog *c, const char *id, const char *user, const char *secret_hash,
+                      const char *description, long long expires_at);
+/* WEIR_ENOTFOUND when no such token (already revoked ones count as found). */
+int catalog_token_revoke(catalog *c, const char *id);
+int catalog_token_list(catalog *c, int (*cb)(void *arg, const catalog_token *t), void *arg);
+
+typedef struct catalog_grant {
+    const char *subject_kind;  /* "role" or "user" */
+    const char *subject;
+    const char *resource_kind; /* "stream" or "topic" */
+    const char *pattern;
+    const char *access;        /* "read", "write", "readwrite" */
+} catalog_grant;
+
+/* Inserts or replaces (same subject, resource kind and pattern). */
+int catalog_grant_put(catalog *c, const catalog_grant *g);
+int catalog_grant_delete(catalog *c, const catalog_grant *g);
+int catalog_grant_list(catalog *c, int (*cb)(void *arg, const catalog_grant *g), void *arg);
+
+/* Audit entries (JSON objects) queued by a process without the stream. */
+int catalog_audit_outbox_put(catalog *c, const char *entry_json);
+/* Calls cb for each queued entry, oldest first, and deletes those for which
+ * cb returned 0; stops at the first non-zero. */
+int catalog_audit_outbox_drain(catalog *c, int (*cb)(void *arg, const char *entry_json),
+                               void *arg);
+
+/* SQLite's PRAGMA data_version: changes when another connection (another
+ * process, such as `weir user`) committed to the file. Cheap; polled by the
+ * node to reload users. */
+int catalog_data_version(catalog *c, long long *v);
 
 #endif

@@ -29,6 +29,24 @@
  *   imports           archived files already imported into a stream, by
  *                     content hash, so importing the same file twice does not
  *                     duplicate its records.
+ *
+ * Version 3: rules and their checkpoints (see engine/rule.h).
+ *
+ * Version 4 (auth/, see docs/security.md):
+ *   users         people and devices that log in: a role, and a password as
+ *                 an argon2id string from libsodium's crypto_pwhash_str (salt
+ *                 and cost inside it; never the password itself). NULL means
+ *                 the account cannot log in with a password (tokens or a
+ *                 client certificate only).
+ *   api_tokens    bearer tokens: a public id and the BLAKE2b hash of the
+ *                 secret part (the secret is shown once and never stored),
+ *                 an expiry (unix seconds, 0 = never) and a revoked flag.
+ *   grants        what a role or one user may reach beyond its role:
+ *                 streams (by name, '*' for all) for read and/or write, and
+ *                 MQTT topic filters with %u (user name) and %c (client id).
+ *   audit_outbox  audit entries written by processes that do not own the
+ *                 `$audit` stream (the `weir user` CLI next to a running
+ *                 node); the node moves them into the stream and deletes them.
  */
 #include "catalog/catalog_int.h"
 
@@ -93,6 +111,39 @@ static const catalog_migration migrations[] = {
      "  state      BLOB NOT NULL,\n"
      "  updated_at TEXT NOT NULL DEFAULT (" NOW_UTC ")\n"
      ") WITHOUT ROWID;\n"},
+    {4, "users, API tokens, grants, audit outbox",
+     "CREATE TABLE users (\n"
+     "  name          TEXT PRIMARY KEY NOT NULL CHECK (length(name) BETWEEN 1 AND 64),\n"
+     "  kind          TEXT NOT NULL DEFAULT 'user' CHECK (kind IN ('user', 'device')),\n"
+     "  role          TEXT NOT NULL CHECK (role IN ('admin', 'manager', 'operator', 'viewer',\n"
+     "                                  'supplier', 'device')),\n"
+     "  password_hash TEXT CHECK (password_hash IS NULL OR password_hash LIKE '$argon2id$%'),\n"
+     "  disabled      INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),\n"
+     "  created_at    TEXT NOT NULL DEFAULT (" NOW_UTC "),\n"
+     "  updated_at    TEXT NOT NULL DEFAULT (" NOW_UTC ")\n"
+     ");\n"
+     "CREATE TABLE api_tokens (\n"
+     "  id          TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 16),\n"
+     "  user        TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,\n"
+     "  secret_hash TEXT NOT NULL CHECK (length(secret_hash) = 64),\n"
+     "  description TEXT NOT NULL DEFAULT '',\n"
+     "  expires_at  INTEGER NOT NULL DEFAULT 0 CHECK (expires_at >= 0),\n"
+     "  revoked     INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1)),\n"
+     "  created_at  TEXT NOT NULL DEFAULT (" NOW_UTC ")\n"
+     ");\n"
+     "CREATE TABLE grants (\n"
+     "  subject_kind  TEXT NOT NULL CHECK (subject_kind IN ('role', 'user')),\n"
+     "  subject       TEXT NOT NULL CHECK (length(subject) > 0),\n"
+     "  resource_kind TEXT NOT NULL CHECK (resource_kind IN ('stream', 'topic')),\n"
+     "  pattern       TEXT NOT NULL CHECK (length(pattern) BETWEEN 1 AND 256),\n"
+     "  access        TEXT NOT NULL CHECK (access IN ('read', 'write', 'readwrite')),\n"
+     "  created_at    TEXT NOT NULL DEFAULT (" NOW_UTC "),\n"
+     "  PRIMARY KEY (subject_kind, subject, resource_kind, pattern)\n"
+     ") WITHOUT ROWID;\n"
+     "CREATE TABLE audit_outbox (\n"
+     "  id    INTEGER PRIMARY KEY AUTOINCREMENT,\n"
+     "  entry TEXT NOT NULL CHECK (json_valid(entry))\n"
+     ");\n"},
 };
 
 const catalog_migration *catalog__migrations(size_t *n)

@@ -24,5 +24,6 @@ int cli_sql(int argc, char **argv);
 int cli_probe(int argc, char **argv);
 int cli_replay(int argc, char **argv);
 int cli_rule(int argc, char **argv);
+int cli_user(int argc, char **argv);
 
 #endif

@@ -30,6 +30,13 @@ int cli_http(const char *url, const void *body, size_t len, const char *content_
         hdrs = curl_slist_append(hdrs, ct);
     }
     hdrs = curl_slist_append(hdrs, "Expect:"); /* no 100-continue round trip */
+    /* A node with authentication on: an API token from the environment. */
+    const char *token = getenv("WEIR_TOKEN");
+    char authz[160];
+    if (token && *token && strlen(token) < 128) {
+        snprintf(authz, sizeof(authz), "Authorization: Bearer %s", token);
+        hdrs = curl_slist_append(hdrs, authz);
+    }
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);

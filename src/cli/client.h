@@ -18,7 +18,9 @@ typedef struct cli_response {
     char error[256]; /* transport error when status is 0 */
 } cli_response;
 
-/* GET or POST (body != NULL) to url; content_type may be NULL. Returns
+/* GET or POST (body != NULL) to url; content_type may be NULL. When the
+ * environment has WEIR_TOKEN (an API token), it goes as a Bearer token.
+ * Returns
  * WEIR_OK when an HTTP answer came back (any status), WEIR_EIO otherwise.
  * timeout_ms 0 = none. The caller frees r->body with buf_free. */
 int cli_http(const char *url, const void *body, size_t len, const char *content_type,

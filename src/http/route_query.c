@@ -13,6 +13,7 @@
  */
 #include "base/err.h"
 #include "http/routes.h"
+#include "sql/parser.h"
 #include "sql/query.h"
 
 #include <stdio.h>
@@ -20,6 +21,62 @@
 #include <string.h>
 
 #define QUERY_MAX_ROWS 10000
+
+/* Whether the caller may run the statement: SELECT and EXPLAIN read every
+ * stream they name (FROM and JOIN); the other statements need the
+ * permission of the REST route that does the same (rules, streams), and a
+ * CREATE RULE also reads its input streams. A statement that does not parse
+ * is let through: the answer is its syntax error, with nothing read. */
+static bool may_run(http_api_ctx *api, http_request *r, const char *text, size_t len)
+{
+    arena a;
+    arena_init(&a, 4u << 20);
+    sql_stmt *st = NULL;
+    sql_error perr;
+    bool ok = true;
+    if (sql_parse(text, len, &a, &st, &perr) == WEIR_OK && st) {
+        const auth_identity *who = http_identity(r);
+        const sql_select *sel = NULL;
+        switch (st->kind) {
+        case SQL_STMT_SELECT:
+            sel = st->select;
+            break;
+        case SQL_STMT_EXPLAIN:
+            sel = st->explained ? st->explained->select : NULL;
+            break;
+        case SQL_STMT_CREATE_RULE:
+            ok = auth_check(api->auth, who, AUTH_RULE_MANAGE, NULL, 0) == WEIR_OK;
+            sel = st->select;
+            break;
+        case SQL_STMT_DROP_RULE:
+            ok = auth_check(api->auth, who, AUTH_RULE_MANAGE, NULL, 0) == WEIR_OK;
+            break;
+        case SQL_STMT_START_RULE:
+        case SQL_STMT_STOP_RULE:
+            ok = auth_check(api->auth, who, AUTH_RULE_CONTROL, NULL, 0) == WEIR_OK;
+            break;
+        case SQL_STMT_SHOW_RULES:
+            ok = auth_check(api->auth, who, AUTH_RULE_READ, NULL, 0) == WEIR_OK;
+            break;
+        case SQL_STMT_CREATE_STREAM:
+        case SQL_STMT_DROP_STREAM:
+            ok = auth_check(api->auth, who, AUTH_STREAM_MANAGE, NULL, 0) == WEIR_OK;
+            break;
+        default: /* SHOW STREAMS: the names of every stream */
+            ok = auth_check(api->auth, who, AUTH_QUERY, NULL, 0) == WEIR_OK;
+            break;
+        }
+        if (ok && sel) {
+            const char *from = sel->from.stream;
+            ok = from && auth_check(api->auth, who, AUTH_QUERY, from, strlen(from)) == WEIR_OK;
+            if (ok && sel->join && sel->join->right.stream)
+                ok = auth_check(api->auth, who, AUTH_QUERY, sel->join->right.stream,
+                                strlen(sel->join->right.stream)) == WEIR_OK;
+        }
+    }
+    arena_free(&a);
+    return ok;
+}
 
 void http_route_query(http_request *r, http_response *w, void *ctx)
 {
@@ -40,8 +97,16 @@ void http_route_query(http_request *r, http_response *w, void *ctx)
         text = sql;
         len = strlen(sql);
     }
+    if (api->auth && !may_run(api, r, text, len)) {
+        json_decref(j);
+        http_respond_json(w, 403, json_pack("{s:s, s:s}", "error",
+                                            "not allowed to run this statement (or to read a "
+                                            "stream it reads)",
+                                            "code", "EDENIED"));
+        return;
+    }
     /* Statements other than SELECT go to the rules resource. */
-    if (http_rules_statement(api, text, len, w)) {
+    if (http_rules_statement(api, r, text, len, w)) {
         json_decref(j);
         return;
     }

@@ -46,22 +46,24 @@ void http_route_rules_list(http_request *r, http_response *w, void *ctx)
     http_respond_json(w, 200, json_pack("{s:o}", "rules", rules_list_json(api->rules)));
 }
 
-static void create(http_api_ctx *api, http_response *w, const char *sql, size_t len,
-                   const json_t *options, bool start)
+static void create(http_api_ctx *api, http_request *r, http_response *w, const char *sql,
+                   size_t len, const json_t *options, bool start)
 {
     sql_error e;
     int rc = rules_create(api->rules, sql, len, options, start, &e);
-    if (rc) {
-        respond_sql_error(w, rc, &e);
-        return;
-    }
     /* the name is the second word after CREATE RULE: ask the list */
     arena a;
     arena_init(&a, 1u << 20);
     sql_stmt *st = NULL;
-    json_t *j = NULL;
-    if (!sql_parse(sql, len, &a, &st, &e) && st->name)
-        j = rules_get_json(api->rules, st->name);
+    sql_error pe;
+    const char *name = !sql_parse(sql, len, &a, &st, &pe) && st->name ? st->name : NULL;
+    http_audit(api, r, "rule.create", name, rc == WEIR_OK, rc ? e.msg : NULL);
+    if (rc) {
+        arena_free(&a);
+        respond_sql_error(w, rc, &e);
+        return;
+    }
+    json_t *j = name ? rules_get_json(api->rules, name) : NULL;
     arena_free(&a);
     http_respond_json(w, 201, j ? j : json_pack("{s:b}", "created", 1));
 }
@@ -86,11 +88,11 @@ void http_route_rules_create(http_request *r, http_response *w, void *ctx)
                                "\"start\": true, \"options\": {...}}");
             return;
         }
-        create(api, w, sql, strlen(sql), opts, start ? json_is_true(start) : true);
+        create(api, r, w, sql, strlen(sql), opts, start ? json_is_true(start) : true);
         json_decref(j);
         return;
     }
-    create(api, w, body, n, NULL, true);
+    create(api, r, w, body, n, NULL, true);
 }
 
 static const char *name_or_404(http_request *r, http_response *w, http_api_ctx *api)
@@ -124,6 +126,7 @@ void http_route_rule_delete(http_request *r, http_response *w, void *ctx)
     if (!name)
         return;
     int rc = rules_delete(api->rules, name);
+    http_audit(api, r, "rule.delete", name, rc == WEIR_OK, NULL);
     if (rc)
         http_respond_error(w, rc, NULL);
     else
@@ -140,6 +143,8 @@ static void lifecycle(http_request *r, http_response *w, void *ctx, int op)
     int rc = op == 0   ? rules_start(api->rules, name, err, sizeof(err))
              : op == 1 ? rules_stop(api->rules, name)
                        : rules_restart(api->rules, name, err, sizeof(err));
+    static const char *const actions[] = {"rule.start", "rule.stop", "rule.restart"};
+    http_audit(api, r, actions[op], name, rc == WEIR_OK, err[0] ? err : NULL);
     json_t *j = rules_get_json(api->rules, name);
     if (rc && j) {
         /* the rule exists and says why it failed */
@@ -222,7 +227,8 @@ static json_t *stream_def(const sql_stmt *st)
     return def;
 }
 
-bool http_rules_statement(http_api_ctx *api, const char *sql, size_t len, http_response *w)
+bool http_rules_statement(http_api_ctx *api, http_request *r, const char *sql, size_t len,
+                          http_response *w)
 {
     arena a;
     arena_init(&a, 16u << 20);
@@ -243,7 +249,7 @@ bool http_rules_statement(http_api_ctx *api, const char *sql, size_t len, http_r
     switch (st->kind) {
     case SQL_STMT_CREATE_RULE:
         if (have_rules(api, w))
-            create(api, w, sql, len, NULL, true);
+            create(api, r, w, sql, len, NULL, true);
         break;
     case SQL_STMT_DROP_RULE:
     case SQL_STMT_START_RULE:
@@ -254,6 +260,11 @@ bool http_rules_statement(http_api_ctx *api, const char *sql, size_t len, http_r
              : st->kind == SQL_STMT_START_RULE ? rules_start(api->rules, st->name, err,
                                                              sizeof(err))
                                                : rules_stop(api->rules, st->name);
+        http_audit(api, r,
+                   st->kind == SQL_STMT_DROP_RULE    ? "rule.delete"
+                   : st->kind == SQL_STMT_START_RULE ? "rule.start"
+                                                     : "rule.stop",
+                   st->name, rc == WEIR_OK, err[0] ? err : NULL);
         if (rc == WEIR_ENOTFOUND)
             snprintf(err, sizeof(err), "no rule named '%s'", st->name);
         if (rc)
@@ -299,6 +310,7 @@ bool http_rules_statement(http_api_ctx *api, const char *sql, size_t len, http_r
         ingest_stream *s = NULL;
         rc = ingest_define(api->ingest, def, "api", true, err, sizeof(err), &s);
         json_decref(def);
+        http_audit(api, r, "stream.create", st->name, rc == WEIR_OK, err[0] ? err : NULL);
         if (rc)
             http_respond_error(w, rc, err[0] ? err : NULL);
         else
@@ -307,6 +319,7 @@ bool http_rules_statement(http_api_ctx *api, const char *sql, size_t len, http_r
     }
     case SQL_STMT_DROP_STREAM:
         rc = api->ingest ? ingest_drop(api->ingest, st->name) : WEIR_ENOTFOUND;
+        http_audit(api, r, "stream.delete", st->name, rc == WEIR_OK, NULL);
         if (rc)
             http_respond_error(w, rc, NULL);
         else

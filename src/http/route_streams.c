@@ -49,18 +49,30 @@ static ingest_stream *find_or_404(http_request *r, http_response *w, http_api_ct
 
 /* ---- Definitions -------------------------------------------------------- */
 
+typedef struct list_ctx {
+    json_t *arr;
+    http_api_ctx *api;
+    const auth_identity *who;
+} list_ctx;
+
 static void add_stream(void *arg, ingest_stream *s)
 {
-    json_array_append_new(arg, ingest_stream_json(s));
+    list_ctx *l = arg;
+    const char *name = ingest_stream_name(s);
+    /* Only the streams the caller may read (viewers see their grants). */
+    if (l->api->auth &&
+        auth_check(l->api->auth, l->who, AUTH_STREAM_READ, name, strlen(name)) != WEIR_OK)
+        return;
+    json_array_append_new(l->arr, ingest_stream_json(s));
 }
 
 void http_route_streams_list(http_request *r, http_response *w, void *ctx)
 {
-    (void)r;
     http_api_ctx *api = ctx;
     json_t *arr = json_array();
+    list_ctx l = {arr, api, http_identity(r)};
     if (api->ingest)
-        ingest_foreach(api->ingest, add_stream, arr);
+        ingest_foreach(api->ingest, add_stream, &l);
     http_respond_json(w, 200, json_pack("{s:o}", "streams", arr));
 }
 
@@ -81,6 +93,12 @@ void http_route_streams_create(http_request *r, http_response *w, void *ctx)
     }
     char err[256];
     ingest_stream *s = NULL;
+    const char *dname = json_string_value(json_object_get(def, "name"));
+    if (dname && dname[0] == '$') {
+        json_decref(def);
+        http_respond_error(w, WEIR_EDENIED, "names starting with '$' are weir's own streams");
+        return;
+    }
     int existed = ingest_find(api->ingest, json_string_value(json_object_get(def, "name")) ?
                                                json_string_value(json_object_get(def, "name"))
                                                : "") != NULL;
@@ -92,6 +110,8 @@ void http_route_streams_create(http_request *r, http_response *w, void *ctx)
     }
     wlog_info("http", "stream_defined", "name=%s peer=%s", ingest_stream_name(s),
               http_req_peer(r));
+    http_audit(api, r, existed ? "stream.update" : "stream.create", ingest_stream_name(s), true,
+               NULL);
     http_respond_json(w, existed ? 200 : 201, ingest_stream_json(s));
 }
 
@@ -117,6 +137,7 @@ void http_route_stream_delete(http_request *r, http_response *w, void *ctx)
         return;
     }
     wlog_info("http", "stream_dropped", "name=%s peer=%s", name, http_req_peer(r));
+    http_audit(api, r, "stream.delete", name, true, NULL);
     http_respond(w, 204, NULL, NULL, 0);
 }
 

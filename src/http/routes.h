@@ -13,6 +13,8 @@
 #ifndef WEIR_HTTP_ROUTES_H
 #define WEIR_HTTP_ROUTES_H
 
+#include "auth/audit.h"
+#include "auth/auth.h"
 #include "catalog/catalog.h"
 #include "http/server.h"
 #include "ingest/ingest.h"
@@ -42,6 +44,11 @@ typedef struct http_api_ctx {
     const char *web_root; /* http.web_root: dashboard files from disk first (development) */
     struct live *live;  /* live feeds (http/live.h); NULL answers 503 */
     struct probe_results *probe_results; /* latest `weir probe` results (route_probe.c) */
+    auth *auth;         /* who may do what; NULL: no gate (tests) */
+    audit *audit;       /* the audit trail (route_auth.c: http_audit) */
+    /* Called after a route changed users, tokens or grants (the node
+     * reloads auth and closes connections whose credentials went). */
+    void (*auth_changed)(struct http_api_ctx *api);
 } http_api_ctx;
 
 /* route_health.c */
@@ -90,6 +97,37 @@ probe_results *probe_results_new(catalog *cat);
 void probe_results_free(probe_results *pr);
 void http_route_probe_results_post(http_request *r, http_response *w, void *ctx);
 void http_route_probe_results_get(http_request *r, http_response *w, void *ctx);
+/* route_auth.c: authentication for every route, and the identity API.
+ *
+ * http_auth_gate is the server's gate (http_config.gate): it finds who is
+ * asking (Bearer token, session cookie with its CSRF header for
+ * state-changing methods, or anonymous on loopback when auth.anonymous is
+ * on), checks the route's permission (http_route.perm, an auth_action; a
+ * "{name}" first parameter is the stream for the stream actions), answers
+ * 401 / 403 / 429 as JSON itself, and attaches the identity to the request.
+ * See docs/api.md (Authentication) for the resource. */
+int http_auth_gate(void *ctx, http_request *r, http_response *w, const http_route *route);
+/* The identity the gate attached (NULL only on routes without a gate). */
+const auth_identity *http_identity(const http_request *r);
+/* One audit entry for a change made through this request (who and from
+ * where come from the request). For route handlers, e.g. rules:
+ *   http_audit(api, r, "rule.create", name, true, NULL); */
+void http_audit(http_api_ctx *api, http_request *r, const char *action, const char *target,
+                bool ok, const char *detail);
+void http_route_login(http_request *r, http_response *w, void *ctx);
+void http_route_logout(http_request *r, http_response *w, void *ctx);
+void http_route_me(http_request *r, http_response *w, void *ctx);
+void http_route_users_list(http_request *r, http_response *w, void *ctx);
+void http_route_users_create(http_request *r, http_response *w, void *ctx);
+void http_route_user_update(http_request *r, http_response *w, void *ctx);
+void http_route_user_delete(http_request *r, http_response *w, void *ctx);
+void http_route_tokens_list(http_request *r, http_response *w, void *ctx);
+void http_route_user_token_create(http_request *r, http_response *w, void *ctx);
+void http_route_token_revoke(http_request *r, http_response *w, void *ctx);
+void http_route_grants_list(http_request *r, http_response *w, void *ctx);
+void http_route_grants_put(http_request *r, http_response *w, void *ctx);
+void http_route_grants_delete(http_request *r, http_response *w, void *ctx);
+
 /* Answers every waiting long poll; call before the stream store closes. */
 void http_streams_shutdown(http_api_ctx *api);
 
@@ -104,6 +142,7 @@ void http_route_rule_restart(http_request *r, http_response *w, void *ctx);
 /* POST /api/v1/query for statements other than SELECT (CREATE/DROP/START/
  * STOP RULE, SHOW RULES/STREAMS, EXPLAIN, CREATE/DROP STREAM, and every
  * parse error): answers and returns true; false for a SELECT. */
-bool http_rules_statement(http_api_ctx *api, const char *sql, size_t len, http_response *w);
+bool http_rules_statement(http_api_ctx *api, http_request *r, const char *sql, size_t len,
+                          http_response *w);
 
 #endif

@@ -87,6 +87,8 @@ struct http_request {
     const http_route *route; /* matched route */
     weir_buf body;           /* bounded by max_body */
     int body_expected;       /* lws will deliver a body */
+    void *user;              /* who is asking, from the gate */
+    void (*user_release)(void *user);
 };
 
 struct http_response {
@@ -234,6 +236,8 @@ static const char *http__copy_out(const char *src, size_t n, char *buf, size_t l
 
 static void http__request_reset(http_request *r)
 {
+    if (r->user && r->user_release)
+        r->user_release(r->user);
     free(r->path);
     free(r->segs);
     buf_free(&r->body);
@@ -440,6 +444,29 @@ const char *http_req_path(const http_request *r)
 const char *http_req_param(const http_request *r, int i)
 {
     return i >= 0 && i < r->n_params ? r->params[i] : NULL;
+}
+
+void http_req_set_user(http_request *r, void *user, void (*release)(void *user))
+{
+    if (r->user && r->user_release)
+        r->user_release(r->user);
+    r->user = user;
+    r->user_release = release;
+}
+
+void *http_req_user(const http_request *r)
+{
+    return r->user;
+}
+
+int http_req_tls(const http_request *r)
+{
+    return r->conn && r->conn->wsi ? lws_is_ssl(r->conn->wsi) : 0;
+}
+
+const http_route *http_req_route(const http_request *r)
+{
+    return r->route;
 }
 
 const char *http_req_peer(const http_request *r)
@@ -856,6 +883,8 @@ static int http__on_http(struct lws *wsi, http_conn *c, void *in, size_t len)
                                    "chunked request bodies are not supported; send Content-Length");
         return 0;
     }
+    if (s->cfg.gate && s->cfg.gate(s->ctx, r, w, r->route))
+        return 0; /* refused (and answered) before reading any body */
     if (clen > (long long)s->cfg.max_body) {
         http_respond_error(w, WEIR_ETOOBIG, "request body too large");
         return 0;

@@ -133,7 +133,29 @@ typedef struct http_route {
     const char *method;  /* "GET", ... */
     const char *pattern; /* "/api/v1/streams/{name}" */
     http_handler handler;
+    int perm;            /* what the gate requires (auth_action for the node's
+                            gate); 0, the default of a row that names none,
+                            is the strictest */
 } http_route;
+
+/* The gate runs for every matched route, after the headers and before the
+ * body is read or the handler runs (so an unauthenticated client cannot
+ * make the server buffer a large body). It returns 0 to let the request
+ * through, or answers (401, 403, ...) itself and returns non-zero. It may
+ * attach who is asking with http_req_set_user. */
+typedef int (*http_gate_fn)(void *ctx, http_request *r, http_response *w,
+                            const http_route *route);
+
+/* Who is asking, as the gate attached it (NULL when none). release is
+ * called when the request is done with it. */
+void http_req_set_user(http_request *r, void *user, void (*release)(void *user));
+void *http_req_user(const http_request *r);
+
+/* Whether the request came over TLS (for Secure cookies). */
+int http_req_tls(const http_request *r);
+
+/* The route the request matched. */
+const http_route *http_req_route(const http_request *r);
 
 /* Answering later. A handler whose answer depends on work that completes
  * later (a record becoming durable, a long poll) takes the response with
@@ -264,6 +286,7 @@ typedef struct http_config {
     const char *tls_ca;            /* PEM CA for client certificates, or NULL */
     const char *tls_min_version;   /* "1.2" (default) or "1.3" */
     const char *tls_verify_client; /* "none" (default), "optional", "require" */
+    http_gate_fn gate;    /* NULL: every route is open */
 } http_config;
 
 /* Starts listening. routes, eps and the strings in cfg must outlive the

@@ -417,7 +417,8 @@ fail:
 int ingest_drop(ingest *in, const char *name)
 {
     ingest_stream *s = ingest_find(in, name);
-    if (!s || s == in->deadletter)
+    /* System streams ("$deadletter", the append-only "$audit") stay. */
+    if (!s || s == in->deadletter || name[0] == '$')
         return s ? WEIR_EDENIED : WEIR_ENOTFOUND;
     if (s->holds)
         return WEIR_EBUSY;

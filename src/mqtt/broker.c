@@ -86,7 +86,7 @@ void msg_unref(mqtt_msg *m)
 
 /* ---- Lifecycle ---------------------------------------------------------- */
 
-mqtt_broker *mqtt_broker_new(const mqtt_broker_config *cfg, const auth *a)
+mqtt_broker *mqtt_broker_new(const mqtt_broker_config *cfg, auth *a)
 {
     mqtt_broker *b = calloc(1, sizeof(*b));
     if (!b)
@@ -349,7 +349,8 @@ static void tick_conns(mqtt_broker *b, int64_t now)
 {
     for (mqtt_conn *c = b->conns, *next; c; c = next) {
         next = c->next;
-        if (c->state == CONN_NEW && now - c->opened_at > MQTT_CONNECT_TIMEOUT_NS) {
+        if ((c->state == CONN_NEW || c->state == CONN_AUTHING) &&
+            now - c->opened_at > MQTT_CONNECT_TIMEOUT_NS) {
             conn__fail(c, WEIR_ETIMEDOUT, MQTT_CLOSE_KEEPALIVE, "no CONNECT in time");
         } else if (c->state == CONN_ACTIVE && c->keepalive_ms &&
                    now - c->last_rx > (int64_t)c->keepalive_ms * 1500000LL) {

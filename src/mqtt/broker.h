@@ -120,9 +120,12 @@ typedef struct mqtt_gauges {
     uint64_t inflight;
 } mqtt_gauges;
 
-/* The authorisation policy `a` is borrowed and must outlive the broker.
- * Returns NULL on OOM. */
-mqtt_broker *mqtt_broker_new(const mqtt_broker_config *cfg, const auth *a);
+/* The authorisation policy `a` is borrowed and must outlive the broker
+ * (NULL: no authentication or authorisation at all, for tests). Every
+ * CONNECT goes through auth_authenticate; a password verification that
+ * runs on the thread pool leaves the connection waiting (its later input is
+ * buffered) until the verdict arrives on the loop. Returns NULL on OOM. */
+mqtt_broker *mqtt_broker_new(const mqtt_broker_config *cfg, auth *a);
 void mqtt_broker_free(mqtt_broker *b);
 
 /* A new network connection. `peer` is "ip:port" for logs; `loopback` tells
@@ -150,6 +153,12 @@ void mqtt_conn_closed(mqtt_conn *c);
 /* Periodic work: keep-alive, will delay, session expiry. Call every few
  * hundred milliseconds. */
 void mqtt_broker_tick(mqtt_broker *b);
+
+/* Closes every connection whose identity is no longer current (user
+ * deleted or disabled, role or password changed, token revoked or expired):
+ * MQTT 5 clients get DISCONNECT 0x87 first. Call after auth_reload and
+ * every few seconds (token expiry). Returns the number closed. */
+size_t mqtt_broker_revalidate(mqtt_broker *b);
 
 /* Tells every MQTT 5 client the server is shutting down (DISCONNECT 0x8B)
  * and closes all connections. Wills are not published. */

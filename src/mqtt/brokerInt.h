@@ -24,6 +24,7 @@
 
 #define MQTT_QITEM_SUB_IDS 4  /* subscription ids carried per delivery */
 #define MQTT_CONNECT_TIMEOUT_NS (10 * 1000000000LL)
+#define MQTT_PUB_OK_MAX 128   /* longest topic the publish-check cache keeps */
 
 /* ---- Messages ----------------------------------------------------------- */
 
@@ -124,7 +125,15 @@ typedef struct mqtt_session {
 
 /* ---- Connections -------------------------------------------------------- */
 
-enum { CONN_NEW = 0, CONN_ACTIVE = 1, CONN_CLOSING = 2 };
+/* CONN_AUTHING: a CONNECT whose password is being verified off the loop;
+ * input waits in `in` until the verdict (see conn.c, on_authenticated). */
+enum { CONN_NEW = 0, CONN_ACTIVE = 1, CONN_CLOSING = 2, CONN_AUTHING = 3 };
+
+/* A verification in flight for a connection. When the connection closes
+ * first, conn is set to NULL and the verdict frees it. */
+typedef struct mqtt_pending_auth {
+    struct mqtt_conn *conn;
+} mqtt_pending_auth;
 
 /* An acknowledgement of an inbound QoS 1/2 PUBLISH that waits for the
  * ingest hook (the record being made durable). Acknowledgements leave in
@@ -176,7 +185,15 @@ struct mqtt_conn {
     uint16_t alias_out_cap, alias_out_used;
     uint64_t msgs_in, msgs_out;
     mqtt_pending_ack *acks_head, *acks_tail; /* acknowledgements in order */
+    auth_identity *id;       /* who, from CONNECT on; owned reference */
+    mqtt_pending_auth *pauth;/* verification in flight, or NULL */
+    uint8_t *connect_pkt;    /* the CONNECT being verified (owned copy) */
+    size_t connect_len;
     char *cert_identity;     /* CN of a verified client certificate, or NULL */
+    char assigned_id[32];    /* client id assigned before a verification */
+    uint16_t pub_ok_len;     /* last topic allowed to PUBLISH (0 = none) */
+    uint8_t *pub_ok;         /* MQTT_PUB_OK_MAX bytes, allocated on first use
+                                (idle connections pay nothing) */
     struct mqtt_conn *prev, *next; /* broker connection list */
 };
 
@@ -192,7 +209,7 @@ typedef struct mqtt_match {
 
 struct mqtt_broker {
     mqtt_broker_config cfg;
-    const auth *auth;
+    auth *auth;
     mqtt_subtree *subs;
     mqtt_retain *retained;
     mqtt_session **stab;     /* session table by client id */

@@ -366,9 +366,7 @@ static mqtt_msg *make_will(mqtt_conn *c, const mqtt_connect *cp, uint8_t *rc_v5,
         *rc_v5 = MQTT_RC_PAYLOAD_FORMAT_INVALID;
         return NULL;
     }
-    auth_request ar = {.action = AUTH_PUBLISH, .loopback = c->loopback, .topic = t,
-                       .topic_len = tn};
-    if (auth_check(c->b->auth, &ar)) {
+    if (c->b->auth && auth_check(c->b->auth, c->id, AUTH_PUBLISH, (const char *)t, tn)) {
         *err = WEIR_EDENIED;
         return NULL;
     }
@@ -461,6 +459,91 @@ static void send_connack(mqtt_conn *c, bool present, const char *assigned,
     conn__send(c, &p);
 }
 
+static int handle_connect(mqtt_conn *c, const uint8_t *pkt, size_t len);
+static size_t process(mqtt_conn *c, const uint8_t *data, size_t len);
+
+/* The verdict of a verification that ran off the loop: run the CONNECT
+ * again, now with an identity, then what the client sent meanwhile. */
+static void on_authenticated(void *arg, int status, auth_identity *who)
+{
+    mqtt_pending_auth *pa = arg;
+    mqtt_conn *c = pa->conn;
+    free(pa);
+    if (!c) { /* the connection went away meanwhile */
+        auth_identity_unref(who);
+        return;
+    }
+    c->pauth = NULL;
+    uint8_t *pkt = c->connect_pkt;
+    size_t len = c->connect_len;
+    c->connect_pkt = NULL;
+    if (c->state != CONN_AUTHING) {
+        auth_identity_unref(who);
+        free(pkt);
+        return;
+    }
+    c->state = CONN_NEW;
+    if (status) {
+        refuse(c, status, status == WEIR_EBUSY ? MQTT_RC_CONNECTION_RATE_EXCEEDED : 0);
+    } else {
+        c->id = who;
+        int rc = handle_connect(c, pkt, len);
+        if (rc)
+            conn__fail(c, rc, MQTT_CLOSE_PROTOCOL, weir_strerror(rc));
+    }
+    free(pkt);
+    if (c->state == CONN_ACTIVE && buf_used(&c->in)) {
+        size_t used = process(c, buf_head(&c->in), buf_used(&c->in));
+        buf_consume(&c->in, used);
+    }
+}
+
+/* Asks auth who this is. WEIR_OK with c->id set, WEIR_EAGAIN when the
+ * answer comes later through on_authenticated (the packet is kept), or the
+ * refusal. */
+static int authenticate(mqtt_conn *c, const mqtt_connect *cp, const uint8_t *id, size_t idn,
+                        const uint8_t *pkt, size_t len)
+{
+    char idz[256], user[AUTH_NAME_MAX + 2];
+    size_t zn = idn < sizeof(idz) - 1 ? idn : sizeof(idz) - 1;
+    memcpy(idz, id, zn);
+    idz[zn] = '\0';
+    auth_credentials cr = {.door = AUTH_DOOR_MQTT, .client_id = idz, .peer = c->peer,
+                           .loopback = c->loopback, .cert_identity = c->cert_identity};
+    if (cp->has_username) {
+        if (cp->username.len > AUTH_NAME_MAX || memchr(cp->username.data, 0, cp->username.len))
+            return WEIR_EAUTH;
+        memcpy(user, cp->username.data, cp->username.len);
+        user[cp->username.len] = '\0';
+        cr.username = user;
+    }
+    if (cp->has_password) {
+        cr.password = cp->password.data;
+        cr.password_len = cp->password.len;
+    }
+    mqtt_pending_auth *pa = calloc(1, sizeof(*pa));
+    if (!pa)
+        return WEIR_ENOMEM;
+    pa->conn = c;
+    auth_identity *who = NULL;
+    int rc = auth_authenticate(c->b->auth, &cr, &who, on_authenticated, pa);
+    if (rc == WEIR_EAGAIN) {
+        if (!(c->connect_pkt = malloc(len))) {
+            pa->conn = NULL; /* freed by the verdict */
+            return WEIR_ENOMEM;
+        }
+        memcpy(c->connect_pkt, pkt, len);
+        c->connect_len = len;
+        c->pauth = pa;
+        c->state = CONN_AUTHING;
+        return WEIR_EAGAIN;
+    }
+    free(pa);
+    if (!rc)
+        c->id = who;
+    return rc;
+}
+
 int mqtt_conn_set_cert_identity(mqtt_conn *c, const char *cn)
 {
     char *copy = cn ? strdup(cn) : NULL;
@@ -469,6 +552,33 @@ int mqtt_conn_set_cert_identity(mqtt_conn *c, const char *cn)
     free(c->cert_identity);
     c->cert_identity = copy;
     return WEIR_OK;
+}
+
+size_t mqtt_broker_revalidate(mqtt_broker *b)
+{
+    size_t n = 0;
+    if (!b->auth)
+        return 0;
+    for (mqtt_conn *c = b->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->state != CONN_ACTIVE || !c->id || auth_identity_current(b->auth, c->id))
+            continue;
+        /* Only the grants changed: go on with the new ones. */
+        auth_identity *renewed = auth_identity_renew(b->auth, c->id, c->s->client_id);
+        if (renewed) {
+            auth_identity_unref(c->id);
+            c->id = renewed;
+            c->pub_ok_len = 0;
+            continue;
+        }
+        wlog_info("mqtt", "credentials_revoked", "client=\"%s\" user=\"%s\" peer=%s",
+                  c->s ? c->s->client_id : "", auth_identity_name(c->id), c->peer);
+        b->stats.auth_denied++;
+        conn_fail_rc(c, WEIR_EDENIED, MQTT_RC_NOT_AUTHORIZED, MQTT_CLOSE_REFUSED,
+                     "credentials no longer valid");
+        n++;
+    }
+    return n;
 }
 
 static int handle_connect(mqtt_conn *c, const uint8_t *pkt, size_t len)
@@ -493,14 +603,15 @@ static int handle_connect(mqtt_conn *c, const uint8_t *pkt, size_t len)
 
     if (v5 && (cp->props.present & MQTT_PROP_BIT(MQTT_PROP_AUTH_METHOD)))
         return refuse(c, WEIR_EAUTH, MQTT_RC_BAD_AUTH_METHOD);
-    char assigned[32];
+    char *assigned = c->assigned_id;
     const uint8_t *id = cp->client_id.data;
     size_t idn = cp->client_id.len;
     bool was_assigned = false;
     if (idn == 0) {
         if (!v5 && !cp->clean_start)
             return refuse(c, WEIR_ECLIENTID, 0);
-        assign_id(b, assigned, sizeof(assigned));
+        if (!assigned[0]) /* kept across a verification: %c was built from it */
+            assign_id(b, assigned, sizeof(c->assigned_id));
         id = (const uint8_t *)assigned;
         idn = strlen(assigned);
         was_assigned = true;
@@ -508,25 +619,13 @@ static int handle_connect(mqtt_conn *c, const uint8_t *pkt, size_t len)
     if (b->n_clients >= b->cfg.max_connections)
         return refuse(c, WEIR_EBUSY, MQTT_RC_SERVER_UNAVAILABLE);
 
-    char idz[256];
-    size_t zn = idn < sizeof(idz) - 1 ? idn : sizeof(idz) - 1;
-    memcpy(idz, id, zn);
-    idz[zn] = '\0';
-    auth_request ar = {.action = AUTH_CONNECT, .client_id = idz, .loopback = c->loopback};
-    char user[256];
-    if (cp->has_username) {
-        size_t un = cp->username.len < sizeof(user) - 1 ? cp->username.len : sizeof(user) - 1;
-        memcpy(user, cp->username.data, un);
-        user[un] = '\0';
-        ar.username = user;
+    if (b->auth && !c->id) {
+        rc = authenticate(c, cp, id, idn, pkt, len);
+        if (rc == WEIR_EAGAIN)
+            return WEIR_OK; /* on_authenticated runs this again */
+        if (rc)
+            return refuse(c, rc, rc == WEIR_EBUSY ? MQTT_RC_CONNECTION_RATE_EXCEEDED : 0);
     }
-    if (cp->has_password) {
-        ar.password = cp->password.data;
-        ar.password_len = cp->password.len;
-    }
-    rc = auth_check(b->auth, &ar);
-    if (rc)
-        return refuse(c, rc, 0);
 
     if (cp->will) {
         uint8_t rc_v5;
@@ -748,16 +847,24 @@ static int handle_publish(mqtt_conn *c, mqtt_packet *p)
         }
         return ack_publish(c, ack, pub->packet_id, MQTT_RC_PAYLOAD_FORMAT_INVALID);
     }
-    if (b->auth) {
-        auth_request ar = {.action = AUTH_PUBLISH, .client_id = s->client_id,
-                           .loopback = c->loopback, .topic = pub->topic.data,
-                           .topic_len = pub->topic.len};
-        if (auth_check(b->auth, &ar)) {
+    /* The per-connection fast path: a device publishing again to the topic
+     * it was last allowed costs one memcmp (cleared when its identity is
+     * renewed; the deny list never changes while running). */
+    bool cached = c->pub_ok_len && c->pub_ok_len == pub->topic.len &&
+                  !memcmp(c->pub_ok, pub->topic.data, pub->topic.len);
+    if (b->auth && !cached) {
+        if (auth_check(b->auth, c->id, AUTH_PUBLISH, (const char *)pub->topic.data,
+                       pub->topic.len)) {
             b->stats.auth_denied++;
             b->stats.dropped[MQTT_DROP_DENIED]++;
             if (pub->qos == 0)
                 return WEIR_OK;
             return ack_publish(c, ack, pub->packet_id, MQTT_RC_NOT_AUTHORIZED);
+        }
+        if (pub->topic.len <= MQTT_PUB_OK_MAX &&
+            (c->pub_ok || (c->pub_ok = malloc(MQTT_PUB_OK_MAX)))) {
+            memcpy(c->pub_ok, pub->topic.data, pub->topic.len);
+            c->pub_ok_len = (uint16_t)pub->topic.len;
         }
     }
     mqtt_pending_ack *held = NULL;
@@ -874,10 +981,8 @@ static uint8_t subscribe_one(mqtt_conn *c, const mqtt_sub_entry *e, uint32_t sub
         *fatal = WEIR_EPROTO;
         return 0;
     }
-    auth_request ar = {.action = AUTH_SUBSCRIBE, .client_id = s->client_id,
-                       .loopback = c->loopback, .topic = e->filter.data,
-                       .topic_len = e->filter.len};
-    if (auth_check(b->auth, &ar)) {
+    if (b->auth && auth_check(b->auth, c->id, AUTH_SUBSCRIBE, (const char *)e->filter.data,
+                              e->filter.len)) {
         b->stats.auth_denied++;
         return mqtt_reason_code(WEIR_EDENIED, v, MQTT_SUBACK);
     }
@@ -1053,7 +1158,7 @@ static void handle_packet(mqtt_conn *c, const uint8_t *pkt, size_t len)
 static size_t process(mqtt_conn *c, const uint8_t *data, size_t len)
 {
     size_t off = 0;
-    while (off < len && c->state != CONN_CLOSING) {
+    while (off < len && (c->state == CONN_NEW || c->state == CONN_ACTIVE)) {
         size_t pkt_len;
         int rc = mqtt_frame(data + off, len - off, c->b->cfg.max_packet_size, &pkt_len);
         if (rc == WEIR_EAGAIN)
@@ -1155,7 +1260,12 @@ void mqtt_conn_closed(mqtt_conn *c)
             a->conn = NULL; /* freed by mqtt_broker_ingest_done */
     }
     msg_unref(c->will);
+    if (c->pauth)
+        c->pauth->conn = NULL; /* the verdict frees it */
+    free(c->connect_pkt);
     free(c->cert_identity);
+    free(c->pub_ok);
+    auth_identity_unref(c->id);
     if (c->alias_in) {
         for (uint32_t i = 0; i <= b->cfg.topic_alias_maximum; i++)
             free((void *)c->alias_in[i].data);

@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .max_keepalive = 60, .max_session_expiry = 3600, .topic_alias_maximum = 4,
         .max_subscriptions = 8, .retain_available = true,
     };
-    auth *a = auth_new(NULL, false);
+    auth *a = auth_new(NULL, true);
     mqtt_broker *b = mqtt_broker_new(&cfg, a);
     mqtt_broker_restore(b, data, size);
     mqtt_broker_tick(b);

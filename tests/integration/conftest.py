@@ -52,6 +52,15 @@ START_TIMEOUT = 20.0
 STOP_TIMEOUT = 15.0
 WAIT = 5.0
 
+# The first admin's password for every weir started here (see docs/security.md:
+# WEIR_ADMIN_PASSWORD is read on first start only).
+ADMIN_PASSWORD = "itest-admin-pw-0123"
+
+# The loopback demo/test profile: clients without credentials from 127.0.0.1
+# get every right. Tests of authentication itself turn it off with
+# @pytest.mark.broker(config={"auth.anonymous": "false"}).
+WEIR_DEFAULTS = {"auth.anonymous": "true"}
+
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
 
@@ -133,6 +142,8 @@ class Broker:
         self.http_port = None
         if target == "mosquitto":
             for key in self.config:
+                if key == "auth.anonymous" and self.config[key] == "true":
+                    continue  # Mosquitto runs with allow_anonymous true
                 if key != "mqtt.deny" and key not in MOSQUITTO_EQUIVALENTS:
                     pytest.skip("mosquitto has no equivalent of weir's %s" % key)
 
@@ -187,6 +198,7 @@ class Broker:
             env = dict(os.environ)
             env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
             env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+            env.setdefault("WEIR_ADMIN_PASSWORD", ADMIN_PASSWORD)
         else:
             args = [MOSQUITTO, "-c", self._mosquitto_conf()]
             env = dict(os.environ)
@@ -203,13 +215,15 @@ class Broker:
                 "--mqtt", "127.0.0.1:%d" % self.port,
                 "--http", "127.0.0.1:%d" % self.http_port,
                 "--log-level", "debug"]
-        for k, v in self.config.items():
+        for k, v in dict(WEIR_DEFAULTS, **self.config).items():
             args += ["--set", "%s=%s" % (k, v)]
         return args
 
     def _mosquitto_conf(self):
         general, per_listener = [], []
         for key, value in self.config.items():
+            if key == "auth.anonymous":
+                continue
             if key == "mqtt.deny":
                 general.append("acl_file %s" % self._mosquitto_acl(value))
                 continue
@@ -281,7 +295,10 @@ class Broker:
         try:
             # Keep alive 5: under any max_keepalive a test sets (Mosquitto refuses
             # 3.1.1 clients above it).
-            c.send(mqttraw.connect("itest-ready", v=mqttraw.V311, keepalive=5))
+            creds = {}
+            if self.is_weir and dict(WEIR_DEFAULTS, **self.config).get("auth.anonymous") != "true":
+                creds = {"username": "admin", "password": ADMIN_PASSWORD.encode()}
+            c.send(mqttraw.connect("itest-ready", v=mqttraw.V311, keepalive=5, **creds))
             p = c.read(2.0)
             if p.raw != mqttraw.connack():
                 return False

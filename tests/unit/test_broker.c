@@ -142,7 +142,7 @@ static void test_route_qos1(void **state)
 {
     (void)state;
     mqtt_broker_config c = cfg();
-    auth *a = auth_new(NULL, false);
+    auth *a = auth_new(NULL, true);
     mqtt_broker *b = mqtt_broker_new(&c, a);
     io sub, pub;
     open_conn(b, &sub, MQTT_V311, "sub", true, 0);
@@ -173,7 +173,7 @@ static void test_overlap_delivered_once(void **state)
 {
     (void)state;
     mqtt_broker_config c = cfg();
-    auth *a = auth_new(NULL, false);
+    auth *a = auth_new(NULL, true);
     mqtt_broker *b = mqtt_broker_new(&c, a);
     io sub, pub;
     open_conn(b, &sub, MQTT_V311, "sub", true, 0);
@@ -200,7 +200,7 @@ static void test_offline_queue_drops_oldest(void **state)
 {
     (void)state;
     mqtt_broker_config c = cfg();
-    auth *a = auth_new(NULL, false);
+    auth *a = auth_new(NULL, true);
     mqtt_broker *b = mqtt_broker_new(&c, a);
     io sub, pub;
     open_conn(b, &sub, MQTT_V311, "dev", false, 0);
@@ -246,7 +246,7 @@ static void test_takeover_v5(void **state)
 {
     (void)state;
     mqtt_broker_config c = cfg();
-    auth *a = auth_new(NULL, false);
+    auth *a = auth_new(NULL, true);
     mqtt_broker *b = mqtt_broker_new(&c, a);
     io first, second;
     open_conn(b, &first, MQTT_V5, "same", false, 600);
@@ -268,7 +268,7 @@ static void test_retained_and_deny(void **state)
 {
     (void)state;
     mqtt_broker_config c = cfg();
-    auth *a = auth_new("secret/#", false);
+    auth *a = auth_new("secret/#", true);
     mqtt_broker *b = mqtt_broker_new(&c, a);
     io pub, sub;
     open_conn(b, &pub, MQTT_V5, "pub", true, 0);
@@ -315,7 +315,7 @@ static void test_ingest_hook_holds_acks_in_order(void **state)
 {
     (void)state;
     mqtt_broker_config c = cfg();
-    auth *a = auth_new(NULL, false);
+    auth *a = auth_new(NULL, true);
     mqtt_broker *b = mqtt_broker_new(&c, a);
     hook_state h = {0};
     mqtt_broker_set_ingest(b, hook, &h);

@@ -144,15 +144,15 @@ static void *refuse_open(void *ctx, http_ws *ws)
 }
 
 static const http_route routes[] = {
-    {"GET", "/healthz", http_route_healthz},
-    {"GET", "/metrics", http_route_metrics},
-    {"POST", "/echo", h_echo},
-    {"GET", "/items/{id}", h_item},
-    {"PUT", "/items/{id}", h_item},
-    {"GET", "/items/{id}/sub/{sub}", h_item},
-    {"GET", "/noreply", h_noreply},
-    {"GET", "/err", h_err},
-    {"GET", "/big", h_big},
+    {"GET", "/healthz", http_route_healthz, 0},
+    {"GET", "/metrics", http_route_metrics, 0},
+    {"POST", "/echo", h_echo, 0},
+    {"GET", "/items/{id}", h_item, 0},
+    {"PUT", "/items/{id}", h_item, 0},
+    {"GET", "/items/{id}/sub/{sub}", h_item, 0},
+    {"GET", "/noreply", h_noreply, 0},
+    {"GET", "/err", h_err, 0},
+    {"GET", "/big", h_big, 0},
 };
 
 static const http_ws_endpoint endpoints[] = {
