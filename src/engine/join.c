@@ -19,7 +19,9 @@
  * dropped once no acceptable record can match them (ts < watermark -
  * lateness - 2d). LEFT JOIN: a row of a that has matched nothing when the
  * watermark passes a.ts + d is emitted once with b's columns NULL (a late b
- * arriving within lateness afterwards still gives its pair).
+ * arriving within lateness afterwards still gives its pair). The scan for
+ * such rows visits every key, so it runs at most every WITHIN/16 of event
+ * time: an unmatched row may come out that much after its due time.
  *
  * Output identity: a hash of both input rows' (input, partition, offset),
  * or of a's alone with a marker for an unmatched LEFT row.
@@ -133,12 +135,21 @@ static int merge_recs(eng_rule *r, const record *ra, const record *rb, record *o
     if (!f)
         return eng_fail_mem(r);
     uint32_t n = 0;
-    for (int s = 0; s < 2; s++)
-        if (sides[s])
-            for (uint32_t i = 0; i < sides[s]->n_fields; i++)
-                if (add_field(a, &f[n++], r->aliases[s], sides[s]->fields[i].name,
-                              sides[s]->fields[i].name_len, sides[s]->fields[i].v))
-                    return eng_fail_mem(r);
+    for (int s = 0; s < 2; s++) {
+        if (!sides[s])
+            continue;
+        const char *tsf = r->ts_fields[s];
+        size_t tsl = tsf ? strlen(tsf) : 0;
+        for (uint32_t i = 0; i < sides[s]->n_fields; i++) {
+            const rec_field *x = &sides[s]->fields[i];
+            /* The stream's event-time field reads as the event time (ns). */
+            rec_value v = tsf && x->name_len == tsl && memcmp(x->name, tsf, tsl) == 0
+                              ? sql_int(sides[s]->ts)
+                              : x->v;
+            if (add_field(a, &f[n++], r->aliases[s], x->name, x->name_len, v))
+                return eng_fail_mem(r);
+        }
+    }
     *n_qual = n;
     for (int s = 0; s < 2; s++) {
         if (!sides[s])
@@ -161,8 +172,10 @@ static int merge_recs(eng_rule *r, const record *ra, const record *rb, record *o
             bool dup = false;
             for (uint32_t k = bare0; k < n && !dup; k++)
                 dup = f[k].name_len == x->name_len && memcmp(f[k].name, x->name, x->name_len) == 0;
-            if (!dup)
-                f[n++] = *x;
+            if (!dup) {
+                f[n] = *x;
+                f[n++].v = f[(s == 1 && sides[0] ? sides[0]->n_fields : 0) + i].v;
+            }
         }
     }
     memset(out, 0, sizeof(*out));
@@ -323,5 +336,10 @@ int eng_join_advance(eng_rule *r)
             eng_gtab_remove(r, &r->groups, g);
         g = next;
     }
+    /* Scan for unmatched LEFT rows at most every WITHIN/16 of event time,
+     * not on every record: each scan visits every key. */
+    int64_t step = r->within / 16 > 0 ? r->within / 16 : 1;
+    if (r->next_left_check != INT64_MAX && r->next_left_check < r->wm + step)
+        r->next_left_check = r->wm + step;
     return WEIR_OK;
 }

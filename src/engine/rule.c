@@ -16,6 +16,7 @@
 #include "base/err.h"
 #include "sql/functions.h"
 #include "sql/parser.h"
+#include "sql/plan.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -219,14 +220,9 @@ static int check_expr(planner *p, const sql_node *e, bool allow_agg, bool allow_
             }
             return WEIR_OK;
         }
-        if (!(is_name(e->name, "now") && e->n_kids == 0)) {
-            const sql_function *f = sql_function_find(e->name, strlen(e->name));
-            if (!f)
-                return PFAIL_NODE(p, WEIR_EINVAL, e, "unknown function %s", e->name);
-            if ((int)e->n_kids < f->min_args || (int)e->n_kids > f->max_args)
-                return PFAIL_NODE(p, WEIR_EINVAL, e, "%s takes %d to %d arguments, not %u",
-                                  f->name, f->min_args, f->max_args, e->n_kids);
-        }
+        char msg[160];
+        if (sql_plan_check_call(e, msg, sizeof(msg)))
+            return PFAIL_NODE(p, WEIR_EINVAL, e, "%s", msg);
     }
     for (uint32_t i = 0; i < e->n_kids; i++) {
         int rc = check_expr(p, e->kids[i], allow_agg, allow_sf, where);
@@ -248,17 +244,39 @@ static int add_aggs(planner *p, const sql_node *e)
     if (!e)
         return WEIR_OK;
     if (sql_node_is_agg(e)) {
-        for (uint32_t i = 0; i < r->n_aggs; i++)
-            if (r->agg_nodes[i] == e)
+        for (uint32_t i = 0; i < r->n_refs; i++)
+            if (r->ref_nodes[i] == e)
                 return WEIR_OK;
-        const sql_agg *ag = e->star ? sql_agg_find("count_star", 10)
-                                    : sql_agg_find(e->name, strlen(e->name));
-        if (!ag)
-            return PFAIL_NODE(p, WEIR_EINVAL, e, "unknown aggregate %s", e->name);
-        int n_params = e->star ? 0 : (int)e->n_kids - ag->n_args;
-        if (n_params < ag->min_params || n_params > ag->max_params || n_params > ENG_MAX_PARAMS)
-            return PFAIL_NODE(p, WEIR_EINVAL, e, "%s: wrong number of arguments (%u)", ag->name,
-                              e->n_kids);
+        if (r->n_refs == r->cap_refs) {
+            uint32_t cap = r->cap_refs ? r->cap_refs * 2 : 8;
+            const sql_node **nn = arena_alloc(&r->plan, cap * sizeof(sql_node *));
+            uint32_t *ns = arena_alloc(&r->plan, cap * sizeof(uint32_t));
+            if (!nn || !ns)
+                return pmem(p);
+            if (r->n_refs) {
+                memcpy(nn, r->ref_nodes, r->n_refs * sizeof(sql_node *));
+                memcpy(ns, r->ref_slot, r->n_refs * sizeof(uint32_t));
+            }
+            r->ref_nodes = nn;
+            r->ref_slot = ns;
+            r->cap_refs = cap;
+        }
+        r->ref_nodes[r->n_refs] = e;
+        for (uint32_t i = 0; i < r->n_aggs; i++)
+            if (sql_node_equal(r->agg_nodes[i], e)) {
+                r->ref_slot[r->n_refs++] = i;
+                return WEIR_OK;
+            }
+        r->ref_slot[r->n_refs++] = r->n_aggs;
+        sql_plan_agg pa;
+        const sql_node *bad = e;
+        char msg[160];
+        int prc = sql_plan_agg_resolve(e, &r->plan, &pa, &bad, msg, sizeof(msg));
+        if (prc == WEIR_EINVAL)
+            return PFAIL_NODE(p, prc, bad, "%s", msg);
+        if (prc)
+            return pmem(p);
+        const sql_agg *ag = pa.agg;
         if (r->n_aggs >= 64)
             return PFAIL_NODE(p, WEIR_EUNSUPPORTED, e, "a rule has at most 64 aggregates");
         if (r->n_aggs == r->cap_aggs) {
@@ -279,20 +297,8 @@ static int add_aggs(planner *p, const sql_node *e)
         memset(s, 0, sizeof(*s));
         s->node = e;
         s->agg = ag;
-        s->n_params = n_params;
-        for (int i = 0; i < n_params; i++) {
-            sql_eval_error ee = {{0}};
-            const sql_node *pn = e->kids[ag->n_args + i];
-            if (const_eval(r, pn, &s->params[i], &ee))
-                return PFAIL_NODE(p, WEIR_EINVAL, pn, "%s: parameter %d must be a constant",
-                                  ag->name, ag->n_args + i + 1);
-        }
-        void *tmp = arena_alloc(&r->plan, ag->state_size);
-        if (!tmp)
-            return pmem(p);
-        sql_eval_error ee = {{0}};
-        if (ag->init(tmp, s->params, n_params, &ee))
-            return PFAIL_NODE(p, WEIR_EINVAL, e, "%s", ee.msg);
+        s->n_params = pa.n_params;
+        memcpy(s->params, pa.params, sizeof(s->params));
         s->offset = r->state_size;
         s->arg0 = r->n_av;
         r->n_av += (uint32_t)ag->n_args;
@@ -389,23 +395,7 @@ static int check_grouped(planner *p, const sql_node *e, bool aliases_ok)
 
 static const char *column_name(eng_rule *r, const sql_select_item *it)
 {
-    if (it->alias)
-        return it->alias;
-    if (it->expr->kind == SQL_N_IDENT)
-        return it->expr->name;
-    if (it->expr->kind == SQL_N_CALL && it->expr->n_kids <= 1 &&
-        (it->expr->star || sql_node_is_agg(it->expr)))
-        return it->expr->name;
-    weir_buf b;
-    buf_init(&b, 4096);
-    const char *out = "?column?";
-    if (sql_print_expr(it->expr, &b) == WEIR_OK) {
-        char *s = arena_strdup(&r->plan, (const char *)buf_head(&b), buf_used(&b));
-        if (s)
-            out = s;
-    }
-    buf_free(&b);
-    return out;
+    return sql_plan_column_name(&r->plan, it);
 }
 
 /* ---- options ------------------------------------------------------------------ */
@@ -796,6 +786,8 @@ int eng_rule_compile(const sql_stmt *stmt, eng_stream_lookup_fn lookup, void *lo
     r->max_state = lim && lim->max_state_bytes ? lim->max_state_bytes : DEFAULT_MAX_STATE;
     r->max_groups = lim && lim->max_groups ? lim->max_groups : DEFAULT_MAX_GROUPS;
     int rc = WEIR_OK;
+    if (stmt && stmt->kind == SQL_STMT_EXPLAIN && stmt->explained)
+        stmt = stmt->explained; /* EXPLAIN CREATE RULE ...: the rule, for eng_rule_explain */
     const sql_select *sel = stmt ? stmt->select : NULL;
     if (!stmt || !sel || (stmt->kind != SQL_STMT_CREATE_RULE && stmt->kind != SQL_STMT_SELECT)) {
         rc = pfail(&p, WEIR_EINVAL, stmt ? stmt->line : 0, stmt ? stmt->column : 0,
@@ -920,6 +912,11 @@ int eng_emit_group(eng_rule *r, const eng_group *g, const rec_value *agg_vals, i
     const char **names = arena_alloc(a, (n + 2) * sizeof(char *));
     if (!vals || !names)
         return eng_fail_mem(r);
+    rec_value *ref_vals = arena_alloc(a, (r->n_refs + 1) * sizeof(rec_value));
+    if (!ref_vals)
+        return eng_fail_mem(r);
+    for (uint32_t i = 0; i < r->n_refs; i++)
+        ref_vals[i] = agg_vals[r->ref_slot[i]];
     names[0] = "window_start";
     names[1] = "window_end";
     vals[0] = sql_int(ws);
@@ -930,9 +927,9 @@ int eng_emit_group(eng_rule *r, const eng_group *g, const rec_value *agg_vals, i
                    .group_nodes = r->group_nodes,
                    .group_vals = g->vals,
                    .n_groups = r->n_group,
-                   .agg_nodes = r->agg_nodes,
-                   .agg_vals = agg_vals,
-                   .n_aggs = r->n_aggs,
+                   .agg_nodes = r->ref_nodes,
+                   .agg_vals = ref_vals,
+                   .n_aggs = r->n_refs,
                    .col_names = names,
                    .col_vals = vals,
                    .n_cols = r->win.kind != SQL_WIN_NONE ? 2 : 0};
@@ -1123,6 +1120,10 @@ int eng_rule_push(eng_rule *r, const eng_input_rec *in, eng_emit_fn emit, void *
     r->records_in++;
     const record *rec = in->rec;
     int rc = WEIR_OK;
+    if (rec->ts > ENG_TIME_MAX || rec->ts < -ENG_TIME_MAX) {
+        rc = eng_fail(r, WEIR_EINVAL, "event time %lld is out of range", (long long)rec->ts);
+        goto out;
+    }
     if (!r->have_ts || rec->ts > r->max_ts) {
         r->have_ts = true;
         r->max_ts = rec->ts;
@@ -1163,6 +1164,8 @@ int eng_rule_tick(eng_rule *r, int64_t now_ns, eng_emit_fn emit, void *emit_arg,
     if (r->idle_ns <= 0 || !r->have_ts)
         return WEIR_OK;
     int64_t w = now_ns - r->idle_ns - r->max_delay;
+    if (w > ENG_TIME_MAX)
+        w = ENG_TIME_MAX;
     if (w <= r->wm)
         return WEIR_OK;
     set_ctx(r, NULL, emit, emit_arg, err, errlen);

@@ -26,13 +26,17 @@
 #include "engine/rule.h"
 #include "sql/agg.h"
 #include "sql/eval.h"
+#include "sql/plan.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define ENG_STATE_ALIGN 16
-#define ENG_MAX_PARAMS 4
+/* Event times a rule accepts: |ts| <= 2^62 ns (about year 2116), so that
+ * ts + size + lateness never overflows. */
+#define ENG_TIME_MAX (INT64_C(1) << 62)
+#define ENG_MAX_PARAMS SQL_PLAN_MAX_PARAMS
 #define ENG_LAG_MAX 1000
 #define ENG_PANE_HDR 16 /* int64 start, uint32 count, pad: keeps states 16-aligned */
 
@@ -189,6 +193,11 @@ struct eng_rule {
     eng_agg_slot *aggs;
     const sql_node **agg_nodes;
     uint32_t n_aggs, cap_aggs;
+    /* Every aggregate call node (by pointer) and its slot: equal calls
+     * (avg(t) in the select list and in HAVING) share one slot. */
+    const sql_node **ref_nodes;
+    uint32_t *ref_slot;
+    uint32_t n_refs, cap_refs;
     uint32_t n_av; /* argument values per entry */
     size_t state_size;
     size_t pane_stride;

@@ -10,9 +10,12 @@
  *  - LIVE: a member of its partition's live group, which reads with ONE
  *    shared reader; each record is read and decoded (record_decode) once
  *    and pushed to every member. All members are at the same offset.
- * A lagging cpart that reaches the end of the partition joins the live
- * group when the group is at that same offset (or becomes the group when
- * there is none, handing over its reader). A member that must pause
+ * A consumer's lagging cparts are read together, merged in event-time
+ * order, so a rule replaying a backlog of several partitions does not run
+ * one partition far ahead of the others (whose records would then be late
+ * for its windows). A lagging cpart that reaches the end of the partition
+ * joins the live group when the group is at that same offset (or becomes
+ * the group when there is none, handing over its reader). A member that must pause
  * (its output pushes back) leaves the group and continues as lagging.
  * So N caught-up rules on one stream decode each committed record once.
  *
@@ -68,7 +71,10 @@
  * owns only its catalog connection and the snapshots it writes). Control-
  * plane catalog writes (create, delete, desired state, last error, the
  * definition of a derived stream) run on the loop like stream definitions
- * do: a few per operator action, never per record.
+ * do: a few per operator action, never per record. Starting a rule also
+ * runs on the loop: it reads its checkpoint row and reads back the derived
+ * stream written after that checkpoint (at most one checkpoint interval of
+ * output, and at most RULES_SKIP_MAX ids, else the start fails).
  */
 #include "engine/rules.h"
 #include "base/buf.h"
@@ -102,6 +108,8 @@ typedef struct cpart {
     uint32_t p;
     uint64_t pos;       /* next offset to push */
     stream_reader *rd;  /* own reader (lagging); NULL when live */
+    stream_rec la;      /* lagging: the next record, read but not pushed */
+    bool has_la;
     bool live;
     struct cpart *next; /* all cparts of the src partition */
 } cpart;
@@ -819,6 +827,7 @@ static int cpart_detach(cpart *cp)
 {
     src *s = cp->c->src;
     cp->live = false;
+    cp->has_la = false;
     int rc = stream_reader_open(s->s, cp->p, STREAM_POS_OFFSET, (int64_t)cp->pos, &cp->rd);
     src_part *sp = &s->parts[cp->p];
     if (group_empty(sp) && sp->rd) {
@@ -949,15 +958,19 @@ static void bad_record(src *s, const stream_rec *sr, int rc)
                  weir_strerror(rc));
 }
 
-/* One turn of a lagging cpart. Returns true when more is left. */
-static bool pump_lagging(src *s, src_part *sp, cpart *cp)
+/* Makes sure a lagging cpart has its next record in cp->la. Returns 1
+ * with a record, 0 at the end (after joining the live group when it can),
+ * -1 after an error (the rule is failing). */
+static int cpart_peek(cpart *cp)
 {
-    rule_rt *rt = cp->c->rt;
-    for (int i = 0; i < RULES_BATCH; i++) {
-        if (!can_read(rt))
-            return false;
-        stream_rec sr;
-        int rc = stream_reader_next(cp->rd, &sr);
+    if (cp->has_la)
+        return 1;
+    src *s = cp->c->src;
+    src_part *sp = &s->parts[cp->p];
+    for (;;) {
+        int rc = stream_reader_next(cp->rd, &cp->la);
+        if (rc == WEIR_ECORRUPT)
+            continue;
         if (rc == WEIR_EAGAIN) {
             cp->pos = stream_reader_position(cp->rd);
             if (group_empty(sp)) {
@@ -972,21 +985,49 @@ static bool pump_lagging(src *s, src_part *sp, cpart *cp)
                 cp->rd = NULL;
                 cp->live = true;
             }
-            return false;
+            return 0;
         }
-        if (rc == WEIR_ECORRUPT)
-            continue;
         if (rc) {
-            fail_rule(rt, "cannot read input: %s", weir_strerror(rc));
-            return false;
+            fail_rule(cp->c->rt, "cannot read input: %s", weir_strerror(rc));
+            return -1;
         }
-        cp->pos = sr.offset + 1;
+        cp->has_la = true;
+        return 1;
+    }
+}
+
+/* One turn of a consumer's lagging partitions (a rule catching up from its
+ * checkpoint). Their records are merged in event-time order (ties by
+ * partition), so a rule replaying a backlog of several partitions sees
+ * them interleaved about as they arrived, instead of one partition far
+ * ahead of the others (which would make the others' records late).
+ * Returns true when more is left. */
+static bool pump_consumer(consumer *c)
+{
+    rule_rt *rt = c->rt;
+    src *s = c->src;
+    for (int i = 0; i < RULES_BATCH; i++) {
+        if (!can_read(rt))
+            return false;
+        cpart *best = NULL;
+        for (uint32_t p = 0; p < s->nparts; p++) {
+            cpart *cp = &c->parts[p];
+            if (cp->live || !cp->rd || cpart_peek(cp) != 1)
+                continue;
+            if (!best || cp->la.ts < best->la.ts)
+                best = cp;
+        }
+        if (!best)
+            return false;
+        best->has_la = false;
+        best->pos = best->la.offset + 1;
         record rec;
-        if ((rc = decode(s, &sr, &rec))) {
-            bad_record(s, &sr, rc);
+        int rc = decode(s, &best->la, &rec);
+        if (rc) {
+            bad_record(s, &best->la, rc);
             continue;
         }
-        push_one(rt, cp->c->input, &sr, &rec);
+        push_one(rt, c->input, &best->la, &rec);
     }
     return true;
 }
@@ -1041,12 +1082,13 @@ static void on_idle(uv_idle_t *h)
 {
     rules *rs = h->data;
     bool more = false;
+    for (rule_rt *rt = rs->list; rt; rt = rt->next)
+        for (uint32_t i = 0; i < rt->n_cons && can_read(rt); i++)
+            if (rt->cons[i].src)
+                more |= pump_consumer(&rt->cons[i]);
     for (src *s = rs->srcs; s; s = s->next) {
         for (uint32_t p = 0; p < s->nparts; p++) {
             src_part *sp = &s->parts[p];
-            for (cpart *m = sp->members; m; m = m->next)
-                if (!m->live && m->rd && can_read(m->c->rt))
-                    more |= pump_lagging(s, sp, m);
             more |= pump_live(s, sp);
         }
     }
@@ -1841,6 +1883,8 @@ static json_t *rule_json(rule_rt *rt)
                           lat_p99_ms(rt));
     if (es.watermark)
         json_object_set_new(m, "watermark", json_integer(es.watermark));
+    if (rt->emit_errors)
+        json_object_set_new(m, "sink_errors", json_integer((json_int_t)rt->emit_errors));
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:O, s:o}", "name", rt->name, "sql", rt->sql,
                           "target", rt->target, "status", state_name(rt->state), "options",
                           rt->options, "metrics", m);

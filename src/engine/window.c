@@ -386,10 +386,16 @@ static int panes_push(eng_rule *r, const record *rec, const rec_value *gv, uint6
     if (!g)
         return rc;
     /* Closed windows still within lateness: note what they were. */
-    uint32_t n_late = 0;
-    int64_t late_s[64];
-    uint32_t late_rev[64];
-    for (int64_t s = s_lo; s <= s_hi && s < r->next_close && n_late < 64; s += adv) {
+    uint32_t n_late = 0, max_late = (uint32_t)(size / adv) + 1;
+    int64_t *late_s = NULL;
+    uint32_t *late_rev = NULL;
+    if (s_lo < r->next_close) {
+        late_s = arena_alloc(&r->scratch, max_late * sizeof(int64_t));
+        late_rev = arena_alloc(&r->scratch, max_late * sizeof(uint32_t));
+        if (!late_s || !late_rev)
+            return eng_fail_mem(r);
+    }
+    for (int64_t s = s_lo; s <= s_hi && s < r->next_close && n_late < max_late; s += adv) {
         if (s + size + r->lateness <= r->wm)
             continue;
         eng_rev *rv = rev_find(g, s);

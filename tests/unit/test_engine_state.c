@@ -214,6 +214,37 @@ static void test_join_left(void **state)
     eng_rule_free(r);
 }
 
+static bool lookup_t(void *arg, const char *stream, const char **ts_field)
+{
+    (void)arg;
+    (void)stream;
+    *ts_field = "t";
+    return true;
+}
+
+static void test_join_event_time_field(void **state)
+{
+    (void)state;
+    /* Streams whose payload carries its event time as "t" (in ms): a.t and
+     * b.t read as the event time in ns, as in a single-stream rule. */
+    const char *sql = "SELECT b.t - a.t AS d, t AS bare FROM a JOIN b ON a.key = b.key WITHIN 5s";
+    arena a;
+    arena_init(&a, 1 << 20);
+    sql_stmt *st;
+    sql_error err;
+    eng_rule *r;
+    assert_int_equal(sql_parse(sql, strlen(sql), &a, &st, &err), WEIR_OK);
+    assert_int_equal(eng_rule_compile(st, lookup_t, NULL, NULL, &r, &err), WEIR_OK);
+    collect c = {0};
+    push_in(r, &c, 0, 0, 0, "k", S(1), "t=1000");
+    push_in(r, &c, 1, 0, 0, "k", S(3), "t=3000");
+    const char *want[] = {"k@3: d=2000000000 bare=1000000000", NULL};
+    assert_false(check_lines(&c, want));
+    collect_free(&c);
+    eng_rule_free(r);
+    arena_free(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -223,6 +254,7 @@ int main(void)
         cmocka_unit_test(test_state_fn_outside_rules),
         cmocka_unit_test(test_join_inner),
         cmocka_unit_test(test_join_left),
+        cmocka_unit_test(test_join_event_time_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -144,6 +144,31 @@ static void test_window_gap_and_cleanup(void **state)
     eng_rule_free(r);
 }
 
+static void test_idle_tick(void **state)
+{
+    (void)state;
+    /* Without idle_timeout a tick does nothing; with it, a quiet stream's
+     * window closes once processing time is past its end + the timeout. */
+    const char *sqls[2] = {
+        "CREATE RULE r AS SELECT key, count(*) AS n FROM s GROUP BY key, TUMBLING(10s) "
+        "EMIT TO 'x'",
+        "CREATE RULE r AS SELECT key, count(*) AS n FROM s GROUP BY key, TUMBLING(10s) "
+        "WITH (idle_timeout = '30s') EMIT TO 'x'"};
+    for (int i = 0; i < 2; i++) {
+        eng_rule *r = must_compile(sqls[i]);
+        collect c = {0};
+        PUSH(r, &c, 0, "a", S(1), "v=1");
+        assert_int_equal(eng_rule_tick(r, S(39), collect_emit, &c, NULL, 0), WEIR_OK);
+        assert_int_equal(c.n, 0);
+        assert_int_equal(eng_rule_tick(r, S(41), collect_emit, &c, NULL, 0), WEIR_OK);
+        assert_int_equal(c.n, i);
+        if (i)
+            assert_string_equal(c.lines[0], "a@10 [0,10): key=a n=1");
+        collect_free(&c);
+        eng_rule_free(r);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -152,6 +177,7 @@ int main(void)
         cmocka_unit_test(test_count),
         cmocka_unit_test(test_group_having_filter),
         cmocka_unit_test(test_window_gap_and_cleanup),
+        cmocka_unit_test(test_idle_tick),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
