@@ -102,10 +102,11 @@ struct replay {
 
 /* ---- CSV ------------------------------------------------------------------ */
 
+/* A JSON number as written (strtod alone also takes "0x1A", "inf"). */
 static bool is_number(const char *s)
 {
     char *end;
-    if (!*s)
+    if (!*s || strspn(s, "0123456789+-.eE") != strlen(s))
         return false;
     double d = strtod(s, &end);
     return !*end && isfinite(d);
@@ -281,8 +282,15 @@ static void send_row(replay *r, int ncols, int64_t row_ts)
         bool num = is_number(v);
         /* Names and text values are written as they are, minus quotes and
          * backslashes (a simulator's payload, not a converter). */
-        n += (size_t)snprintf(buf + n, sizeof(buf) - n, ",\"%s\":%s", r->header[i],
-                              num ? "" : "\"");
+        buf[n++] = ',';
+        buf[n++] = '"';
+        for (const char *p = r->header[i]; *p && n < sizeof(buf) - 16; p++)
+            if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+                buf[n++] = *p;
+        buf[n++] = '"';
+        buf[n++] = ':';
+        if (!num)
+            buf[n++] = '"';
         for (const char *p = v; *p && n < sizeof(buf) - 8; p++)
             if (*p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
                 buf[n++] = *p;

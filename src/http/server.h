@@ -19,7 +19,8 @@
  * but closes the connection afterwards (lws 4.1 cannot reuse it).
  *
  * Responses. The handler answers with exactly one http_respond* call before
- * it returns (a handler that returns without answering gets a 500 logged as
+ * it returns (or takes it for later, or starts a streaming response for
+ * Server-Sent Events: see below) (a handler that returns without answering gets a 500 logged as
  * a bug). The server then sends the response as the socket accepts it and
  * keeps the connection for the next request unless the client asked to
  * close. Every error the server or a handler sends is JSON
@@ -29,11 +30,12 @@
  *
  * WebSockets. Endpoints are matched by path when a client asks to upgrade;
  * an endpoint with a subprotocol accepts only clients that offer it and
- * echoes it back (MQTT clients require "mqtt"). Binary frames are passed on
- * as a byte stream; a text frame closes the connection with 1003, since no
- * endpoint speaks text yet. The endpoint sends by appending to
- * http_ws_outbuf and calling http_ws_kick; the server drains the buffer as
- * binary frames when the socket is writable. The buffer is bounded by
+ * echoes it back (MQTT clients require "mqtt"). A byte-stream endpoint
+ * (MQTT) gets binary frames as a byte stream, and a text frame closes the
+ * connection with 1003; it sends by appending to http_ws_outbuf and calling
+ * http_ws_kick, and the server drains the buffer as binary frames when the
+ * socket is writable. A message endpoint (.text, the live feeds) gets whole
+ * text messages and sends them with http_ws_send_text. The buffer is bounded by
  * max_ws_outbuf, so a slow reader shows up as WEIR_EFULL on append and the
  * endpoint decides what to do (MQTT drops QoS 0 or disconnects).
  *
