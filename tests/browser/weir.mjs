@@ -28,7 +28,9 @@ export async function waitFor(cond, what, timeoutMs = 10000, intervalMs = 50) {
   }
 }
 
-export async function startWeir(bin, artefacts) {
+// extra: more `weir serve` arguments; by default the loopback profile
+// without credentials (auth.anonymous), as `make run` starts it.
+export async function startWeir(bin, artefacts, extra = ['--set', 'auth.anonymous=true']) {
   if (!fs.existsSync(bin)) throw new Error(`weir binary ${bin} not found: set WEIR_BIN`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weir-browser-'));
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -41,7 +43,7 @@ export async function startWeir(bin, artefacts) {
     env.ASAN_OPTIONS ??= 'detect_leaks=1:abort_on_error=0';
     env.UBSAN_OPTIONS ??= 'print_stacktrace=1:halt_on_error=1';
     const proc = spawn(bin, ['serve', '--data', path.join(dir, `data-${attempt}`),
-      '--mqtt', `127.0.0.1:${mqttPort}`, '--http', `127.0.0.1:${httpPort}`, '--log-level', 'info'],
+      '--mqtt', `127.0.0.1:${mqttPort}`, '--http', `127.0.0.1:${httpPort}`, '--log-level', 'info', ...extra],
     { stdio: ['ignore', log, log], env });
     let exited = null;
     proc.on('exit', (code, sig) => { exited = { code, sig }; });
