@@ -14,9 +14,11 @@ build:
 	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build build -j $(JOBS) --target weir
 
-# The demo profile: embedded defaults on loopback, data in ./weir-data.
+# The demo profile: embedded defaults on loopback, data in ./weir-data, and
+# (--demo) a climate stream fed by a replay of the shipped UCI file as nine
+# room devices, so the dashboard moves at once (see README "first five minutes").
 run: deps build
-	./build/weir serve --data ./weir-data $(ARGS)
+	./build/weir serve --data ./weir-data --demo $(ARGS)
 
 fuzz-build:
 	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DWEIR_FUZZ=ON \

@@ -9,11 +9,12 @@ what=${1:-build}
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libssl-dev
   libwebsockets-dev libsqlite3-dev libsodium-dev libjansson-dev libinih-dev
-  libzstd-dev libxxhash-dev libcurl4-openssl-dev)
+  libzstd-dev libxxhash-dev libcurl4-openssl-dev xz-utils)
 test_pkgs=(clang libclang-rt-14-dev libcmocka-dev mosquitto-clients
   python3 python3-pytest python3-paho-mqtt python3-requests python3-websockets
-  sqlite3 openssl)
-bench_pkgs=(mosquitto libmosquitto-dev redis-server influxdb influxdb-client)
+  sqlite3 openssl chromium)
+bench_pkgs=(mosquitto libmosquitto-dev redis-server influxdb influxdb-client postgresql
+  python3-psycopg2)
 
 pkgs=("${build_pkgs[@]}")
 case "$what" in
@@ -22,9 +23,10 @@ case "$what" in
   bench) pkgs+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
-# Node.js runs MQTT.js over WebSocket in the tests; a machine that already has
-# node and npm (from any source) keeps them.
-if [ "$what" != build ] && ! command -v npm >/dev/null 2>&1; then
+# Node.js runs MQTT.js over WebSocket and the browser tests, and npm fetches
+# the dashboard's uPlot (web/), so every profile wants it; a machine that
+# already has node and npm (from any source) keeps them.
+if ! command -v npm >/dev/null 2>&1; then
   pkgs+=(nodejs npm)
 fi
 
@@ -44,9 +46,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# MQTT.js for the WebSocket test lives in tests/node_modules, pinned by
-# tests/package-lock.json.
-if [ "$what" != build ] && [ -f tests/package.json ] && [ ! -d tests/node_modules/mqtt ]; then
+# The dashboard's uPlot (web/node_modules, pinned by web/package-lock.json) is
+# embedded into the binary at build time; without it weir builds with a
+# dashboard that has no charts (docs/dashboard.md).
+if [ -f web/package.json ] && [ ! -d web/node_modules/uplot ]; then
+  echo "deps: npm ci in web/" >&2
+  (cd web && npm ci --silent --no-audit --no-fund >/dev/null)
+fi
+# MQTT.js for the WebSocket test and playwright-core for the browser tests live
+# in tests/node_modules, pinned by tests/package-lock.json.
+if [ "$what" != build ] && [ -f tests/package.json ] &&
+   { [ ! -d tests/node_modules/mqtt ] || [ ! -d tests/node_modules/playwright-core ]; }; then
   echo "deps: npm ci in tests/" >&2
   (cd tests && npm ci --silent --no-audit --no-fund >/dev/null)
 fi

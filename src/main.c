@@ -13,7 +13,10 @@ static const cli_command commands[] = {
     {"import", "import an archived CSV/NDJSON/line-protocol file into a stream", cli_import},
     {"tail", "print a stream's records as JSON lines, optionally following", cli_tail},
     {"check", "verify a stopped node's data directory offline", cli_check},
+    {"keygen", "write a new random key for encryption at rest", cli_keygen},
     {"sql", "run a SQL history query against a running node", cli_sql},
+    {"probe", "measure end-to-end latency (DPC..LPDS, LPS) of a running node", cli_probe},
+    {"replay", "replay a CSV file over MQTT as simulated devices", cli_replay},
     {"rule", "list, create, start, stop, restart or delete continuous rules", cli_rule},
     {"version", "print the version and library versions", cli_version},
 };

@@ -18,9 +18,13 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/fileio.h"
+#include "base/secret.h"
 #include "base/wlog.h"
 #include "catalog/catalog.h"
+#include "demo/demo.h"
+#include "http/live.h"
 #include "engine/rules.h"
+#include "http/peer_client.h"
 #include "http/routes.h"
 #include "http/server.h"
 #include "ingest/ingest.h"
@@ -29,6 +33,7 @@
 #include "mqtt/broker.h"
 #include "mqtt/codec.h"
 #include "net/tcp.h"
+#include "net/tls.h"
 #include "stream/store.h"
 
 #include <errno.h>
@@ -45,6 +50,7 @@
 typedef struct node {
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
+    uv_signal_t sighup;      /* reloads TLS certificates */
     uv_timer_t tick;         /* broker keep-alive, wills, expiry */
     uv_timer_t autosave;     /* periodic snapshot */
     uv_timer_t deadline;     /* shutdown: abort peers that do not read */
@@ -58,7 +64,12 @@ typedef struct node {
     rules_sink_ops sink_ops; /* kept here: the runtime holds a pointer */
     mqtt_broker *broker;
     net_listener *mqtt_l;
+    net_listener *mqtts_l;   /* MQTT over TLS */
+    net_tls_stats tls_stats;
+    secret_key *key;         /* [storage] encryption_key_file, or NULL */
+    secret_key *snap_key;    /* its snapshot subkey */
     http_server *http;
+    demo *demo;              /* the demo profile's replay, or NULL */
     metrics *metrics;
     http_api_ctx api;        /* what the HTTP routes see */
     mqtt_gauges gauges;      /* read once per render by the first gauge */
@@ -126,6 +137,32 @@ static const net_handler mqtt_tcp_handler = {
     .on_close = mqtt_on_close,
 };
 
+/* MQTT over TLS: the same, plus the client certificate's CN as identity,
+ * handed over before the broker sees the CONNECT. */
+static void mqtt_on_secure(void *user, net_conn *c)
+{
+    const char *cn = net_conn_tls_cn(c);
+    /* Without its identity the connection must not go on (it would be
+     * treated as one without a certificate). */
+    if (cn && mqtt_conn_set_cert_identity(user, cn))
+        net_conn_close(c);
+}
+
+static net_tls_config tls_config(const weir_config *cfg)
+{
+    return (net_tls_config){.cert = cfg->tls_cert, .key = cfg->tls_key, .ca = cfg->tls_ca,
+                            .min_version = cfg->tls_min_version,
+                            .verify_client = cfg->tls_verify_client};
+}
+
+static const net_handler mqtt_tls_handler = {
+    .on_accept = mqtt_on_accept,
+    .on_data = mqtt_on_data,
+    .on_drain = mqtt_on_drain,
+    .on_close = mqtt_on_close,
+    .on_secure = mqtt_on_secure,
+};
+
 /* ---- MQTT over WebSocket ------------------------------------------------- */
 
 static weir_buf *ws_outbuf(void *io)
@@ -159,12 +196,18 @@ static void *ws_on_open(void *ctx, http_ws *ws)
 {
     node *n = (node *)((http_api_ctx *)ctx)->node;
     const char *peer = http_ws_peer(ws);
-    return mqtt_conn_open(n->broker, &ws_transport, ws, peer, peer_is_loopback(peer));
+    mqtt_conn *mc = mqtt_conn_open(n->broker, &ws_transport, ws, peer, peer_is_loopback(peer));
+    char cn[256];
+    if (mc && http_ws_tls_cn(ws, cn, sizeof(cn)) && mqtt_conn_set_cert_identity(mc, cn))
+        http_ws_close(ws);
+    return mc;
 }
 
 static const http_ws_endpoint ws_endpoints[] = {
     {.path = "/mqtt", .subprotocol = "mqtt", .on_open = ws_on_open, .on_data = mqtt_on_data,
      .on_drain = mqtt_on_drain, .on_close = mqtt_on_close},
+    {.path = "/api/v1/live", .on_open = live_ws_open, .on_data = live_ws_data,
+     .on_drain = live_ws_drain, .on_close = live_ws_close, .text = 1},
 };
 
 static const http_route routes[] = {
@@ -181,6 +224,9 @@ static const http_route routes[] = {
     {"GET", "/api/v1/streams/{name}/groups/{group}", http_route_stream_group_get},
     {"POST", "/api/v1/streams/{name}/groups/{group}", http_route_stream_group_commit},
     {"POST", "/api/v1/query", http_route_query},
+    {"GET", "/api/v1/live", http_route_live},
+    {"GET", "/api/v1/probe/results", http_route_probe_results_get},
+    {"POST", "/api/v1/probe/results", http_route_probe_results_post},
     {"GET", "/api/v1/rules", http_route_rules_list},
     {"POST", "/api/v1/rules", http_route_rules_create},
     {"GET", "/api/v1/rules/{name}", http_route_rule_get},
@@ -188,6 +234,18 @@ static const http_route routes[] = {
     {"POST", "/api/v1/rules/{name}/start", http_route_rule_start},
     {"POST", "/api/v1/rules/{name}/stop", http_route_rule_stop},
     {"POST", "/api/v1/rules/{name}/restart", http_route_rule_restart},
+    /* the μ-service rule-template API (route_usvc.c) */
+    {"POST", "/api/install", http_route_usvc_install},
+    {"POST", "/api/uninstall", http_route_usvc_uninstall},
+    {"POST", "/api/start", http_route_usvc_start},
+    {"POST", "/api/stop", http_route_usvc_stop},
+    {"POST", "/api/move", http_route_usvc_move},
+    {"GET", "/api/jobs", http_route_usvc_jobs},
+    {"GET", "/api/v1/overview", http_route_overview},
+    {"GET", "/api/v1/clients", http_route_clients},
+    /* The dashboard (docs/dashboard.md): keep these last. */
+    {"GET", "/", http_route_static_index},
+    {"GET", "/assets/{file}", http_route_static_asset},
 };
 
 /* ---- Streams: the broker's ingest hook ---------------------------------- */
@@ -238,9 +296,12 @@ static int start_streams(node *n)
 {
     char dir[4200], err[512];
     snprintf(dir, sizeof(dir), "%s/streams", n->cfg->data_dir);
-    int rc = stream_store_open(dir, &n->loop, &n->store);
+    int rc = stream_store_open_key(dir, &n->loop, n->key, &n->store);
     if (rc) {
-        wlog_error("node", "streams", "error=\"%s\" dir=%s", weir_strerror(rc), dir);
+        wlog_error("node", "streams", "error=\"%s\" dir=%s",
+                   rc == WEIR_EAUTH ? "encryption key missing or wrong (see above)"
+                                    : weir_strerror(rc),
+                   dir);
         return rc;
     }
     if ((rc = ingest_new(n->store, n->catalog, node_publish, n, &n->ingest)))
@@ -342,6 +403,14 @@ static int register_metrics(node *n)
     rc |= metrics_counter_ref(m, "weir_mqtt_auth_denied_total",
                               "CONNECT, PUBLISH or SUBSCRIBE refused by authorisation.", NULL,
                               &st->auth_denied);
+    rc |= metrics_counter_ref(m, "weir_tls_handshakes_total",
+                              "TLS handshakes on the MQTT/TLS listener, by result.",
+                              "result=\"ok\"", &n->tls_stats.handshakes);
+    rc |= metrics_counter_ref(m, "weir_tls_handshakes_total", NULL, "result=\"failed\"",
+                              &n->tls_stats.handshake_failures);
+    rc |= metrics_counter_ref(m, "weir_tls_client_certs_total",
+                              "MQTT/TLS handshakes with a verified client certificate.", NULL,
+                              &n->tls_stats.client_certs);
     return rc ? WEIR_ENOMEM : WEIR_OK;
 }
 
@@ -356,24 +425,82 @@ static int start_http(node *n)
         wlog_error("node", "config", "error=\"bad http.listen\" value=\"%s\"", cfg->http_listen);
         return WEIR_EINVAL;
     }
+    if (!(n->api.live = live_new(&n->loop, n->ingest, cfg->http_live_buffer,
+                                  cfg->http_live_slow_ms)))
+        return WEIR_ENOMEM;
+    live_set_rules(n->api.live, n->rules); /* ?rule=NAME feeds */
+    if (n->metrics && live_register_metrics(n->api.live, n->metrics))
+        return WEIR_ENOMEM;
+    if (!(n->api.probe_results = probe_results_new(n->catalog)))
+        return WEIR_ENOMEM;
     http_config hc = {.host = host, .port = port, .max_body = cfg->http_max_body,
                       .max_ws_outbuf = cfg->mqtt_max_outbuf * 2 + cfg->mqtt_max_packet_size};
+    if (cfg->http_tls) {
+        net_tls_config tc = tls_config(cfg);
+        char err[512];
+        if (net_tls_config_check(&tc, err, sizeof(err))) {
+            wlog_error("node", "config", "error=\"http.tls: %s\"", err);
+            return WEIR_EINVAL;
+        }
+        hc.tls_cert = cfg->tls_cert;
+        hc.tls_key = cfg->tls_key;
+        hc.tls_ca = cfg->tls_ca;
+        hc.tls_min_version = cfg->tls_min_version;
+        hc.tls_verify_client = cfg->tls_verify_client;
+    }
     n->http = http_server_start(&n->loop, &hc, routes, sizeof(routes) / sizeof(routes[0]),
                                 ws_endpoints, sizeof(ws_endpoints) / sizeof(ws_endpoints[0]),
                                 &n->api);
     if (!n->http)
         return WEIR_EIO;
-    wlog_info("node", "listening", "proto=http host=%s port=%d", host, http_server_port(n->http));
+    wlog_info("node", "listening", "proto=%s host=%s port=%d", cfg->http_tls ? "https" : "http",
+              host, http_server_port(n->http));
+    return WEIR_OK;
+}
+
+/* ---- TLS and keys ------------------------------------------------------- */
+
+static int load_key(node *n)
+{
+    const char *path = n->cfg->storage_encryption_key_file;
+    if (!path || !*path)
+        return WEIR_OK;
+    char err[512];
+    int rc = secret_key_load(path, &n->key, err, sizeof(err));
+    if (!rc)
+        rc = secret_key_derive(n->key, SECRET_PURPOSE_SNAPSHOT, &n->snap_key);
+    if (rc) {
+        wlog_error("node", "encryption_key", "error=\"%s\"", err);
+        return rc;
+    }
+    wlog_info("node", "encryption_at_rest", "key_file=%s", path);
     return WEIR_OK;
 }
 
 /* ---- Snapshots ---------------------------------------------------------- */
 
+/* Writes the snapshot, sealed when encryption at rest is on (on the
+ * thread pool for autosaves: sealing is a pass over the bytes). */
+static int snapshot_write(node *n)
+{
+    if (!n->snap_key)
+        return fileio_write_atomic(n->snapshot_path, buf_head(&n->save_buf),
+                                   buf_used(&n->save_buf));
+    uint8_t *sealed = NULL;
+    size_t len = 0;
+    int rc = secret_file_seal(n->snap_key, buf_head(&n->save_buf), buf_used(&n->save_buf),
+                              &sealed, &len);
+    if (!rc)
+        rc = fileio_write_atomic(n->snapshot_path, sealed, len);
+    free(sealed);
+    return rc;
+}
+
 static void save_work(uv_work_t *req)
 {
     node *n = req->data;
-    n->save_rc = fileio_write_atomic(n->snapshot_path, buf_head(&n->save_buf),
-                                     buf_used(&n->save_buf));
+    errno = 0;
+    n->save_rc = snapshot_write(n);
     if (n->save_rc)
         n->save_rc = errno ? -errno : n->save_rc;
 }
@@ -411,8 +538,7 @@ static int snapshot_sync(node *n)
     buf_reset(&n->save_buf);
     int rc = mqtt_broker_snapshot(n->broker, &n->save_buf);
     if (!rc)
-        rc = fileio_write_atomic(n->snapshot_path, buf_head(&n->save_buf),
-                                 buf_used(&n->save_buf));
+        rc = snapshot_write(n);
     if (rc)
         wlog_error("node", "snapshot", "error=\"%s\" path=%s", weir_strerror(rc),
                    n->snapshot_path);
@@ -430,6 +556,23 @@ static int snapshot_load(node *n)
         wlog_error("node", "snapshot_load", "error=\"%s\" path=%s", weir_strerror(rc),
                    n->snapshot_path);
         return rc;
+    }
+    if (secret_file_sealed(data, len)) {
+        uint8_t *plain = NULL;
+        size_t plen = 0;
+        rc = n->snap_key ? secret_file_open(n->snap_key, data, len, &plain, &plen) : WEIR_EAUTH;
+        free(data);
+        if (rc) {
+            wlog_error("node", "snapshot_load",
+                       "error=\"%s\" path=%s", n->snap_key
+                           ? "cannot decrypt the MQTT snapshot: wrong encryption key or damaged"
+                           : "the MQTT snapshot is encrypted and no [storage] "
+                             "encryption_key_file is configured",
+                       n->snapshot_path);
+            return WEIR_EAUTH;
+        }
+        data = plain;
+        len = plen;
     }
     rc = mqtt_broker_restore(n->broker, data, len);
     free(data);
@@ -463,6 +606,8 @@ static void on_deadline(uv_timer_t *t)
     wlog_warn("node", "shutdown_deadline", "action=\"closing peers that are not reading\"");
     if (n->mqtt_l)
         net_listener_abort(n->mqtt_l);
+    if (n->mqtts_l)
+        net_listener_abort(n->mqtts_l);
 }
 
 static void node_close_store(void *arg)
@@ -482,12 +627,17 @@ static void node_stop(node *n, const char *why)
     wlog_info("node", "stopping", "reason=%s", why);
     uv_close((uv_handle_t *)&n->sigint, NULL);
     uv_close((uv_handle_t *)&n->sigterm, NULL);
+    uv_close((uv_handle_t *)&n->sighup, NULL);
     uv_close((uv_handle_t *)&n->tick, NULL);
     uv_close((uv_handle_t *)&n->autosave, NULL);
+    demo_stop(n->demo);
     if (n->broker)
         mqtt_broker_shutdown(n->broker);
-    if (n->mqtt_l) {
+    if (n->mqtts_l)
+        net_listener_close(n->mqtts_l);
+    if (n->mqtt_l)
         net_listener_close(n->mqtt_l);
+    if (n->mqtt_l || n->mqtts_l) {
         uv_timer_start(&n->deadline, on_deadline, SHUTDOWN_DEADLINE_MS, 0);
         uv_unref((uv_handle_t *)&n->deadline);
     }
@@ -497,6 +647,7 @@ static void node_stop(node *n, const char *why)
      * writes and syncs what is pending and completes every held MQTT
      * acknowledgement and HTTP answer. Nothing appends after this. */
     http_streams_shutdown(&n->api);
+    live_shutdown(n->api.live);
     if (n->rules)
         rules_shutdown(n->rules); /* checkpoints; closes its readers */
     if (n->broker)
@@ -514,6 +665,44 @@ static void node_stop(node *n, const char *why)
 static void on_signal(uv_signal_t *h, int signum)
 {
     node_stop(h->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+/* SIGHUP: certificates and keys are read again. The files are first
+ * loaded into a complete new SSL_CTX (which checks that key and certificate
+ * match); only when that works does anything change: the new SSL_CTX goes
+ * to the MQTT/TLS listener for new connections (open ones keep theirs),
+ * and lws reloads the HTTPS vhost's certificate. The files are small and
+ * read on the loop. */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    node *n = h->data;
+    const weir_config *cfg = n->cfg;
+    if (!n->mqtts_l && !(n->http && cfg->http_tls)) {
+        wlog_info("node", "sighup", "note=\"no TLS listener: nothing to reload\"");
+        return;
+    }
+    net_tls_config tc = tls_config(cfg);
+    net_tls *t = NULL;
+    char err[512];
+    if (net_tls_new(&tc, &t, err, sizeof(err))) {
+        wlog_error("node", "tls_reload", "error=\"%s\" note=\"keeping the previous "
+                   "certificate\"", err);
+        return;
+    }
+    if (n->mqtts_l) {
+        net_listener_set_tls(n->mqtts_l, t);
+        wlog_info("node", "tls_reload", "listener=mqtt cert=%s", cfg->tls_cert);
+    } else {
+        net_tls_free(t);
+    }
+    if (n->http && cfg->http_tls) {
+        if (http_server_reload_tls(n->http))
+            wlog_error("node", "tls_reload", "listener=https error=\"lws could not load %s\" "
+                       "note=\"keeping the previous certificate\"", cfg->tls_cert);
+        else
+            wlog_info("node", "tls_reload", "listener=https cert=%s", cfg->tls_cert);
+    }
 }
 
 /* ---- Start-up ----------------------------------------------------------- */
@@ -541,6 +730,35 @@ static int broker_config(const weir_config *cfg, mqtt_broker_config *bc)
     bc->topic_alias_maximum = (uint16_t)cfg->mqtt_topic_alias_maximum;
     bc->max_subscriptions = (uint32_t)cfg->mqtt_max_subscriptions;
     bc->retain_available = cfg->mqtt_retain_available;
+    return WEIR_OK;
+}
+
+static int start_mqtt_tls(node *n)
+{
+    const weir_config *cfg = n->cfg;
+    if (!cfg->tls_cert || !*cfg->tls_cert || !cfg->mqtt_tls_listen || !*cfg->mqtt_tls_listen)
+        return WEIR_OK;
+    char host[256], err[512];
+    int port;
+    if (config_parse_hostport(cfg->mqtt_tls_listen, host, sizeof(host), &port)) {
+        wlog_error("node", "config", "error=\"bad mqtt.tls_listen\" value=\"%s\"",
+                   cfg->mqtt_tls_listen);
+        return WEIR_EINVAL;
+    }
+    net_tls_config tc = tls_config(cfg);
+    net_tls *t = NULL;
+    if (net_tls_new(&tc, &t, err, sizeof(err))) {
+        wlog_error("node", "tls", "error=\"%s\"", err);
+        return WEIR_EINVAL;
+    }
+    net_config nc = {.host = host, .port = port,
+                     .max_outbuf = cfg->mqtt_max_outbuf * 2 + cfg->mqtt_max_packet_size,
+                     .tls = t, .tls_stats = &n->tls_stats};
+    n->mqtts_l = net_listen(&n->loop, &nc, &mqtt_tls_handler, n);
+    if (!n->mqtts_l)
+        return WEIR_EIO;
+    wlog_info("node", "listening", "proto=mqtts host=%s port=%d verify_client=%s", host,
+              net_listener_port(n->mqtts_l), cfg->tls_verify_client);
     return WEIR_OK;
 }
 
@@ -582,6 +800,8 @@ static int node_start(node *n)
               catalog_schema_version(n->catalog));
     if (broker_config(cfg, &bc))
         return WEIR_EINVAL;
+    if (load_key(n))
+        return WEIR_EINVAL;
     if (!(n->auth = auth_new(cfg->mqtt_deny, false)))
         return WEIR_EINVAL;
     if (!(n->broker = mqtt_broker_new(&bc, n->auth)))
@@ -595,16 +815,32 @@ static int node_start(node *n)
     n->api.node = n;
     n->api.catalog = n->catalog;
     n->api.loop = &n->loop;
+    n->api.node_name = cfg->node_name;
+    n->api.node_peers = cfg->node_peers;
+    char perr[256];
+    if (peer_list_check(cfg->node_peers, perr, sizeof(perr))) {
+        wlog_error("node", "config", "error=\"%s\"", perr);
+        return WEIR_EINVAL;
+    }
+    if (peer_client_init())
+        return WEIR_EIO;
+    n->api.broker = n->broker;
+    n->api.web_root = cfg->http_web_root;
     if (start_streams(n))
         return WEIR_EIO;
-    if (start_mqtt(n) || start_http(n))
+    if (start_mqtt(n) || start_mqtt_tls(n) || start_http(n))
         return WEIR_EIO;
+    if (cfg->demo_enabled &&
+        demo_start(&n->loop, n->ingest, n->rules, cfg, n->mqtt_l ? net_listener_port(n->mqtt_l) : 0,
+                   &n->demo))
+        return WEIR_EINVAL;
     uv_timer_start(&n->tick, on_tick, TICK_MS, TICK_MS);
     if (cfg->mqtt_autosave_ms > 0)
         uv_timer_start(&n->autosave, on_autosave, (uint64_t)cfg->mqtt_autosave_ms,
                        (uint64_t)cfg->mqtt_autosave_ms);
     uv_signal_start(&n->sigint, on_signal, SIGINT);
     uv_signal_start(&n->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&n->sighup, on_sighup, SIGHUP);
     return WEIR_OK;
 }
 
@@ -625,9 +861,11 @@ int node_run(const weir_config *cfg)
         return 1;
     uv_signal_init(&n.loop, &n.sigint);
     uv_signal_init(&n.loop, &n.sigterm);
+    uv_signal_init(&n.loop, &n.sighup);
     uv_timer_init(&n.loop, &n.tick);
     uv_timer_init(&n.loop, &n.autosave);
     uv_timer_init(&n.loop, &n.deadline);
+    n.sighup.data = &n;
     n.sigint.data = n.sigterm.data = n.tick.data = n.autosave.data = n.deadline.data = &n;
 
     int status = 0;
@@ -647,6 +885,9 @@ int node_run(const weir_config *cfg)
     uv_close((uv_handle_t *)&n.deadline, NULL);
     uv_run(&n.loop, UV_RUN_DEFAULT);
     http_server_free(n.http);
+    live_free(n.api.live);
+    demo_free(n.demo);
+    probe_results_free(n.api.probe_results);
     if (n.metrics)
         metrics_set_collector(n.metrics, NULL, NULL);
     rules_free(n.rules);
@@ -657,6 +898,8 @@ int node_run(const weir_config *cfg)
     sink_env_free(n.sinks); /* after the last metrics render */
     auth_free(n.auth);
     catalog_close(n.catalog);
+    secret_key_free(n.snap_key);
+    secret_key_free(n.key);
     buf_free(&n.save_buf);
     if (uv_loop_close(&n.loop))
         wlog_warn("node", "loop_close", "error=\"handles still open\"");

@@ -305,6 +305,7 @@ typedef struct lg_opts {
     double timeout;  /* probe mode */
     pid_t broker_pid;
     const char *topic; /* publishers' topic template, "{p}" = "pNN"; NULL = default */
+    const char *cafile; /* TLS: CA that signed the broker's certificate; NULL = plain TCP */
     bool reading;      /* the "reading" payload instead of "telemetry" */
 } lg_opts;
 
@@ -493,6 +494,11 @@ static int client_open(run *r, client *c, const char *role, int index, bool pub)
         return -1;
     mosquitto_int_option(c->m, MOSQ_OPT_PROTOCOL_VERSION, MQTT_PROTOCOL_V311);
     mosquitto_int_option(c->m, MOSQ_OPT_TCP_NODELAY, 1);
+    if (r->o->cafile &&
+        mosquitto_tls_set(c->m, r->o->cafile, NULL, NULL, NULL, NULL) != MOSQ_ERR_SUCCESS) {
+        fprintf(stderr, "loadgen: cannot use CA file %s\n", r->o->cafile);
+        return -1;
+    }
     if (pub && r->o->qos > 0)
         mosquitto_int_option(c->m, MOSQ_OPT_SEND_MAXIMUM, r->o->inflight);
     mosquitto_connect_callback_set(c->m, on_connect);
@@ -1119,7 +1125,8 @@ static void usage(FILE *f)
             "      --hold S          idle mode: seconds to hold them (60)\n"
             "      --timeout S       probe/idle set-up limit (5 / 120)\n"
             "      --topic T         fanin/ingest topic, {p} = pNN (ingest: bench/{p}/reading)\n"
-            "      --payload P       telemetry | reading (ingest: reading)\n");
+            "      --payload P       telemetry | reading (ingest: reading)\n"
+            "      --cafile F        connect with TLS, trusting the CA in F\n");
 }
 
 int main(int argc, char **argv)
@@ -1139,6 +1146,7 @@ int main(int argc, char **argv)
         {"conns", required_argument, NULL, 9},     {"batch", required_argument, NULL, 10},
         {"hold", required_argument, NULL, 11},     {"timeout", required_argument, NULL, 12},
         {"topic", required_argument, NULL, 13},    {"payload", required_argument, NULL, 14},
+        {"cafile", required_argument, NULL, 15},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     if (argc < 2) {
@@ -1194,6 +1202,7 @@ int main(int argc, char **argv)
             }
             payload = optarg;
             break;
+        case 15: o.cafile = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }

@@ -21,6 +21,7 @@ BROKERS = ["mosquitto", "weir"]
 
 SCENARIOS = {
     "fanin_qos0": "QoS 0 fan-in, {pubs} publishers -> 1 wildcard subscriber",
+    "fanin_qos0_tls": "QoS 0 fan-in over TLS 1.3, {pubs} publishers -> 1 wildcard subscriber",
     "fanin_qos1": "QoS 1 fan-in, {pubs} publishers -> 1 wildcard subscriber",
     "fanout_qos0": "QoS 0 fan-out, 1 publisher -> {subs} subscribers",
     "latency_qos0": "QoS 0 latency at {rate} msg/s, 1 publisher -> 1 subscriber",

@@ -27,6 +27,9 @@ static const opt options[] = {
     O("node", "data_dir", OPT_STR, data_dir, "./weir-data",
       "directory for the catalog, stream segments and MQTT snapshots"),
     O("node", "log_level", OPT_STR, log_level, "info", "debug, info, warn or error"),
+    O("node", "peers", OPT_STR, node_peers, "",
+      "other weir nodes this one may forward μ-service jobs to and move rules to: "
+      "name=http://host:port, comma-separated (e.g. core=http://10.0.0.3:8080)"),
     O("mqtt", "listen", OPT_STR, mqtt_listen, "127.0.0.1:1883",
       "host:port of the MQTT/TCP listener; empty disables it"),
     O("mqtt", "max_packet_size", OPT_SIZE, mqtt_max_packet_size, "1m",
@@ -57,6 +60,9 @@ static const opt options[] = {
       "subscriptions per session; more are refused with 'quota exceeded'"),
     O("mqtt", "retain_available", OPT_BOOL, mqtt_retain_available, "true",
       "whether retained messages are supported"),
+    O("mqtt", "tls_listen", OPT_STR, mqtt_tls_listen, "127.0.0.1:8883",
+      "host:port of the MQTT over TLS listener, started when [tls] cert is set; empty "
+      "disables it"),
     O("mqtt", "deny", OPT_STR, mqtt_deny, "",
       "comma-separated topic filters nobody may publish or subscribe to"),
     O("mqtt", "autosave_interval", OPT_DURATION, mqtt_autosave_ms, "30s",
@@ -68,6 +74,36 @@ static const opt options[] = {
       "host:port of the HTTP listener (API, dashboard, MQTT over WebSocket at /mqtt); empty "
       "disables it"),
     O("http", "max_body", OPT_SIZE, http_max_body, "16m", "largest HTTP request body"),
+    O("http", "tls", OPT_BOOL, http_tls, "false",
+      "serve HTTPS (and WSS at /mqtt) instead of HTTP on http.listen, with the [tls] "
+      "certificate"),
+    O("tls", "cert", OPT_STR, tls_cert, "",
+      "PEM certificate chain (leaf first) for MQTT over TLS and HTTPS; empty disables TLS; "
+      "reloaded on SIGHUP"),
+    O("tls", "key", OPT_STR, tls_key, "", "PEM private key of the certificate"),
+    O("tls", "ca", OPT_STR, tls_ca, "",
+      "PEM CA bundle that client certificates must chain to (needed for verify_client)"),
+    O("tls", "min_version", OPT_STR, tls_min_version, "1.2", "oldest TLS version: 1.2 or 1.3"),
+    O("tls", "verify_client", OPT_STR, tls_verify_client, "none",
+      "client certificates: none, optional (verified when presented; CN = identity) or "
+      "require"),
+    O("storage", "encryption_key_file", OPT_STR, storage_encryption_key_file, "",
+      "file with the 32-byte key that encrypts stream segments and the MQTT snapshot at "
+      "rest (`weir keygen FILE`); empty = no encryption"),
+    O("http", "live_buffer", OPT_SIZE, http_live_buffer, "1m",
+      "per live-feed client: bound of unsent bytes (reading pauses at half of it)"),
+    O("http", "live_slow", OPT_DURATION, http_live_slow_ms, "5s",
+      "a live-feed client whose buffer stays full this long is disconnected (slow consumer)"),
+    O("http", "web_root", OPT_STR, http_web_root, "",
+      "development: serve the dashboard's files from this directory (e.g. web/), falling back "
+      "to the embedded ones; empty serves the embedded files only"),
+    O("demo", "enabled", OPT_BOOL, demo_enabled, "false",
+      "the demo profile (weir serve --demo): a climate stream fed by a replay of the UCI file "
+      "as 9 room devices; loopback listeners only"),
+    O("demo", "file", OPT_STR, demo_file, "demo/data/uci_appliances_energydata_complete.csv.xz",
+      "the CSV the demo replays (plain or .xz)"),
+    O("demo", "speedup", OPT_UINT, demo_speedup, "600",
+      "how many times faster than recorded the demo replays (600: a 10-minute row per second)"),
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))

@@ -34,6 +34,7 @@ typedef struct weir_config {
     char *node_name;          /* name of this node among its peers */
     char *data_dir;           /* where the catalog, logs and snapshots live */
     char *log_level;          /* debug | info | warn | error */
+    char *node_peers;         /* "name=http://host:port,..." other nodes (rule moves) */
     /* [mqtt] */
     char *mqtt_listen;        /* host:port of the MQTT/TCP listener; "" disables */
     uint64_t mqtt_max_packet_size;   /* largest packet accepted and sent */
@@ -53,6 +54,24 @@ typedef struct weir_config {
     /* [http] */
     char *http_listen;        /* host:port of the HTTP listener; "" disables */
     uint64_t http_max_body;   /* largest request body */
+    bool http_tls;            /* serve HTTPS and WSS on http.listen with [tls] */
+    /* [mqtt] over TLS */
+    char *mqtt_tls_listen;    /* host:port of the MQTT/TLS listener; used when [tls] cert is set */
+    /* [tls] */
+    char *tls_cert;           /* PEM certificate chain; "" disables TLS */
+    char *tls_key;            /* PEM private key */
+    char *tls_ca;             /* PEM CA bundle that signs client certificates */
+    char *tls_min_version;    /* 1.2 | 1.3 */
+    char *tls_verify_client;  /* none | optional | require */
+    /* [storage] */
+    char *storage_encryption_key_file; /* 32-byte key; "" = no encryption at rest */
+    uint64_t http_live_buffer; /* per live-feed client: bound of unsent bytes */
+    int64_t http_live_slow_ms; /* live feed: full this long = slow consumer */
+    char *http_web_root;      /* serve the dashboard from this directory (development); "" = embedded */
+    /* [demo] */
+    bool demo_enabled;        /* weir serve --demo */
+    char *demo_file;          /* CSV replayed by the demo */
+    uint64_t demo_speedup;    /* replay speed-up */
     config_object_kv *objects; /* owned list of object-section keys, file order */
     config_object_kv **objects_tail;
 } weir_config;

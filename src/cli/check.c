@@ -6,6 +6,7 @@
  * node; a running node's files may be mid-write. */
 #include "base/err.h"
 #include "base/fileio.h"
+#include "base/secret.h"
 #include "auth/auth.h"
 #include "cli/cli.h"
 #include "mqtt/broker.h"
@@ -59,7 +60,7 @@ static int check_catalog(const char *dir)
     return problems;
 }
 
-static int check_snapshot(const char *dir)
+static int check_snapshot(const char *dir, const secret_key *master)
 {
     char path[4200];
     snprintf(path, sizeof(path), "%s/mqtt.snapshot", dir);
@@ -73,6 +74,23 @@ static int check_snapshot(const char *dir)
     if (rc) {
         printf("mqtt snapshot: cannot read %s: %s\n", path, weir_strerror(rc));
         return 1;
+    }
+    if (secret_file_sealed(data, len)) {
+        secret_key *k = NULL;
+        uint8_t *plain = NULL;
+        size_t plen = 0;
+        rc = master ? secret_key_derive(master, SECRET_PURPOSE_SNAPSHOT, &k) : WEIR_EAUTH;
+        if (!rc)
+            rc = secret_file_open(k, data, len, &plain, &plen);
+        secret_key_free(k);
+        free(data);
+        if (rc) {
+            printf("mqtt snapshot: encrypted; %s\n",
+                   master ? "cannot decrypt it: wrong key or damaged" : "not verified (no --key)");
+            return master ? 1 : 0;
+        }
+        data = plain;
+        len = plen;
     }
     /* Generous limits: the check must read whatever a node may have written. */
     mqtt_broker_config bc = {.max_packet_size = 268435455, .max_connections = 1,
@@ -98,20 +116,36 @@ static int check_snapshot(const char *dir)
 
 int cli_check(int argc, char **argv)
 {
+    const char *keyfile = NULL;
+    if (argc == 4 && !strcmp(argv[1], "--key")) {
+        keyfile = argv[2];
+        argv += 2;
+        argc -= 2;
+    }
     if (argc != 2 || argv[1][0] == '-') {
-        fprintf(argc == 2 ? stdout : stderr, "usage: weir check DIR\n\n"
-                                             "Verifies a stopped node's data directory and "
-                                             "reports damage; changes nothing.\n");
+        fprintf(argc == 2 ? stdout : stderr,
+                "usage: weir check [--key KEYFILE] DIR\n\n"
+                "Verifies a stopped node's data directory and reports damage; changes "
+                "nothing.\nWith --key (the [storage] encryption_key_file), encrypted data "
+                "is decrypted and verified too.\n");
         return argc == 2 && !strcmp(argv[1], "--help") ? 0 : 2;
     }
     const char *dir = argv[1];
+    secret_key *key = NULL;
+    if (keyfile) {
+        char err[512];
+        if (secret_key_load(keyfile, &key, err, sizeof(err))) {
+            fprintf(stderr, "weir check: %s\n", err);
+            return 2;
+        }
+    }
     char streams[4200];
     snprintf(streams, sizeof(streams), "%s/streams", dir);
     int problems = 0;
     struct stat st;
     if (!stat(streams, &st)) {
         printf("streams: %s\n", streams);
-        int n = stream_check_dir(streams, print_line, NULL);
+        int n = stream_check_dir_key(streams, key, print_line, NULL);
         if (n < 0) {
             printf("streams: cannot read: %s\n", weir_strerror(n));
             problems++;
@@ -122,7 +156,8 @@ int cli_check(int argc, char **argv)
     } else {
         printf("streams: none\n");
     }
-    problems += check_snapshot(dir);
+    problems += check_snapshot(dir, key);
+    secret_key_free(key);
     problems += check_catalog(dir);
     printf("%s\n", problems ? "result: problems found" : "result: clean");
     return problems ? 1 : 0;

@@ -19,7 +19,10 @@ int cli_version(int argc, char **argv);
 int cli_import(int argc, char **argv);
 int cli_tail(int argc, char **argv);
 int cli_check(int argc, char **argv);
+int cli_keygen(int argc, char **argv);
 int cli_sql(int argc, char **argv);
+int cli_probe(int argc, char **argv);
+int cli_replay(int argc, char **argv);
 int cli_rule(int argc, char **argv);
 
 #endif

@@ -35,6 +35,15 @@ int cli_http(const char *url, const void *body, size_t len, const char *content_
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &r->body);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    /* HTTPS to a node with a private CA, and client certificates. */
+    const char *ca = getenv("WEIR_CA_FILE"), *ccert = getenv("WEIR_CLIENT_CERT"),
+               *ck = getenv("WEIR_CLIENT_KEY");
+    if (ca && *ca)
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+    if (ccert && *ccert)
+        curl_easy_setopt(c, CURLOPT_SSLCERT, ccert);
+    if (ck && *ck)
+        curl_easy_setopt(c, CURLOPT_SSLKEY, ck);
     if (timeout_ms)
         curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     if (body) {

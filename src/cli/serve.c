@@ -13,9 +13,11 @@ static void serve_usage(FILE *f)
 {
     fprintf(f, "usage: weir serve [--config FILE] [--data DIR] [--mqtt HOST:PORT]\n"
                "                  [--http HOST:PORT] [--set SECTION.KEY=VALUE]...\n"
-               "                  [--log-level LEVEL] [--print-config]\n\n"
+               "                  [--log-level LEVEL] [--print-config] [--demo]\n\n"
                "Flags override the config file, which overrides the defaults.\n"
-               "--print-config prints every option with its value and help, then exits.\n");
+               "--print-config prints every option with its value and help, then exits.\n"
+               "--demo runs the demo profile ([demo] options): a climate stream fed by a\n"
+               "replay of the UCI Appliances Energy file as 9 room devices.\n");
 }
 
 int cli_serve(int argc, char **argv)
@@ -25,6 +27,7 @@ int cli_serve(int argc, char **argv)
         {"mqtt", required_argument, NULL, 'm'},   {"http", required_argument, NULL, 'H'},
         {"set", required_argument, NULL, 's'},    {"log-level", required_argument, NULL, 'l'},
         {"print-config", no_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
+        {"demo", no_argument, NULL, 'D'},
         {NULL, 0, NULL, 0},
     };
     weir_config cfg;
@@ -38,7 +41,7 @@ int cli_serve(int argc, char **argv)
     /* Two passes: the config file first, so flags win whatever their order. */
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "c:d:m:H:s:l:ph", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:d:m:H:s:l:phD", longopts, NULL)) != -1) {
         if (c == 'c' && config_load_file(&cfg, optarg, err, sizeof(err)))
             goto bad;
         if (c == '?')
@@ -50,7 +53,7 @@ int cli_serve(int argc, char **argv)
         }
     }
     optind = 1;
-    while ((c = getopt_long(argc, argv, "c:d:m:H:s:l:ph", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:d:m:H:s:l:phD", longopts, NULL)) != -1) {
         int rc = 0;
         switch (c) {
         case 'd':
@@ -79,6 +82,9 @@ int cli_serve(int argc, char **argv)
         }
         case 'p':
             print = 1;
+            break;
+        case 'D':
+            rc = config_set(&cfg, "demo.enabled", "true", err, sizeof(err));
             break;
         default:
             break;

@@ -4,10 +4,11 @@
  *
  *   "WRCP" version:u8 sql_crc:u32 mode:u8
  *   have_ts:u8 max_ts:i64 wm:i64 have_close:u8 next_close:i64
- *   next_session:i64 next_left_check:i64
+ *   next_session:i64 next_left_check:i64 have_jsweep:u8 join_sweep:i64
  *   records_in records_out late errors: u64 each
  *   n_groups:u32 group*          (creation order)
  *   n_keys:u32 sfkey*            (state-function keys, creation order)
+ *   [n_jkeys:u32 jgroup*]        (rules with a JOIN: the buffers per join key)
  *   crc32c:u32                   (of everything before it)
  *
  *   group  = vals mode-part
@@ -21,8 +22,8 @@
  *     SLIDING, COUNT  seen:u64 n:u32 (ts:i64 pass:u64 value{n_av})*
  *              SLIDING then: has_run:u8 [run_lo:u32 states] (the running state)
  *     SESSION  n:u32 (start last id_start:i64 rev:u32 flags:u8 states)*
- *     JOIN     per side: n:u32 (ts:i64 partition:u32 offset:u64 commit:i64
- *              matched:u8 key:vals(0 or 1 STRING) fields:n:u32 (name:len:u32 bytes value)*)*
+ *   jgroup = vals(1), per side: n:u32 (ts:i64 partition:u32 offset:u64 commit:i64
+ *              matched:u8 sf:value{n_sf} key:vals(0 or 1 STRING) fields:n:u32 (name:len:u32 bytes value)*)*
  *   sfkey  = vals, per call site: n:u32 value{n} (oldest first) has:u8 change_ts:i64
  *
  * The sql_crc is the CRC-32C of the rule's canonical SQL: a checkpoint
@@ -38,7 +39,7 @@
 #include <string.h>
 
 #define CP_VERSION 1
-#define CP_TIME_MAX (INT64_C(1) << 62)
+#define CP_TIME_MAX ENG_TIME_MAX
 
 /* ---- writing ---------------------------------------------------------------- */
 
@@ -179,28 +180,33 @@ static void put_group(wr *w, const eng_rule *r, const eng_group *g)
             put_states(w, r, s->state);
         }
         break;
-    case ENG_MODE_JOIN:
-        for (int side = 0; side < 2; side++) {
-            put_u32(w, g->jb[side].n);
-            for (uint32_t i = 0; i < g->jb[side].n; i++) {
-                const eng_jrec *j = g->jb[side].items[i];
-                put_i64(w, j->ts);
-                put_u32(w, j->partition);
-                put_u64(w, j->offset);
-                put_i64(w, j->commit_ns);
-                put_u8(w, j->matched);
-                rec_value kv = sql_text(j->rec.key, j->rec.key_len);
-                put_vals(w, &kv, j->rec.key ? 1 : 0);
-                put_u32(w, j->rec.n_fields);
-                for (uint32_t f = 0; f < j->rec.n_fields; f++) {
-                    put_u32(w, j->rec.fields[f].name_len);
-                    put(w, j->rec.fields[f].name, j->rec.fields[f].name_len);
-                    put_val(w, &j->rec.fields[f].v);
-                }
+    default: break;
+    }
+}
+
+static void put_jgroup(wr *w, const eng_rule *r, const eng_group *g)
+{
+    put_vals(w, g->vals, g->n_vals);
+    for (int side = 0; side < 2; side++) {
+        put_u32(w, g->jb[side].n);
+        for (uint32_t i = 0; i < g->jb[side].n; i++) {
+            const eng_jrec *j = g->jb[side].items[i];
+            put_i64(w, j->ts);
+            put_u32(w, j->partition);
+            put_u64(w, j->offset);
+            put_i64(w, j->commit_ns);
+            put_u8(w, j->matched);
+            for (uint32_t k = 0; k < r->n_sf; k++)
+                put_val(w, &j->sf[k]);
+            rec_value kv = sql_text(j->rec.key, j->rec.key_len);
+            put_vals(w, &kv, j->rec.key ? 1 : 0);
+            put_u32(w, j->rec.n_fields);
+            for (uint32_t f = 0; f < j->rec.n_fields; f++) {
+                put_u32(w, j->rec.fields[f].name_len);
+                put(w, j->rec.fields[f].name, j->rec.fields[f].name_len);
+                put_val(w, &j->rec.fields[f].v);
             }
         }
-        break;
-    default: break;
     }
 }
 
@@ -219,6 +225,8 @@ int eng_rule_checkpoint(const eng_rule *r, weir_buf *out)
     put_i64(&w, r->next_close);
     put_i64(&w, r->next_session);
     put_i64(&w, r->next_left_check);
+    put_u8(&w, r->have_jsweep);
+    put_i64(&w, r->join_sweep);
     put_u64(&w, r->records_in);
     put_u64(&w, r->records_out);
     put_u64(&w, r->late);
@@ -238,6 +246,11 @@ int eng_rule_checkpoint(const eng_rule *r, weir_buf *out)
             put_u8(&w, s->has_change);
             put_i64(&w, s->change_ts);
         }
+    }
+    if (r->sel->join) {
+        put_u32(&w, (uint32_t)r->jgroups.n);
+        for (const eng_group *g = r->jgroups.first; g; g = g->next)
+            put_jgroup(&w, r, g);
     }
     if (!w.rc)
         put_u32(&w, crc32c(buf_head(out) + start, buf_used(out) - start));
@@ -385,7 +398,9 @@ static int get_group(rd *d, eng_rule *r)
     int rc = get_vals(d, a, &vals, &nv);
     if (rc)
         return rc;
-    uint32_t want = r->mode == ENG_MODE_JOIN ? 1 : r->n_group;
+    uint32_t want = r->n_group;
+    if (r->mode == ENG_MODE_JOIN)
+        return WEIR_ECORRUPT; /* a plain join keeps no groups */
     if (nv != want)
         return WEIR_ECORRUPT;
     bool created;
@@ -538,8 +553,7 @@ static int get_group(rd *d, eng_rule *r)
             s->id_start = get_time(d);
             s->rev = get_u32(d);
             uint8_t fl = get_u8(d);
-            if (d->bad || fl > 3 || s->last < s->start || s->start < prev_end ||
-                s->last - s->start > CP_TIME_MAX)
+            if (d->bad || fl > 3 || s->last < s->start || s->start < prev_end)
                 return WEIR_ECORRUPT;
             s->emitted = fl & 1;
             s->ever_emitted = (fl & 2) != 0;
@@ -552,59 +566,82 @@ static int get_group(rd *d, eng_rule *r)
         }
         break;
     }
-    case ENG_MODE_JOIN:
-        for (int side = 0; side < 2; side++) {
-            uint32_t n = get_count(d, 33);
-            for (uint32_t i = 0; i < n; i++) {
-                record rec;
-                memset(&rec, 0, sizeof(rec));
-                int64_t ts = get_time(d);
-                uint32_t part = get_u32(d);
-                uint64_t off = get_u64(d);
-                int64_t commit = (int64_t)get_u64(d);
-                uint8_t matched = get_u8(d);
-                rec_value *kv;
-                uint32_t nk;
-                if ((rc = get_vals(d, a, &kv, &nk)))
-                    return rc;
-                if (matched > 1 || nk > 1 || (nk && (kv[0].type != REC_STRING ||
-                                                     kv[0].u.s.len > UINT16_MAX)))
+    default: return WEIR_ECORRUPT;
+    }
+    return d->bad ? WEIR_ECORRUPT : WEIR_OK;
+}
+
+static int get_jgroup(rd *d, eng_rule *r)
+{
+    arena *a = &r->scratch;
+    rec_value *vals;
+    uint32_t nv;
+    int rc = get_vals(d, a, &vals, &nv);
+    if (rc)
+        return rc;
+    if (nv != 1)
+        return WEIR_ECORRUPT;
+    bool created;
+    eng_group *g =
+        eng_gtab_get(r, &r->jgroups, vals, nv, eng_hash_vals(vals, nv), &created, &rc);
+    if (!g)
+        return rc;
+    if (!created)
+        return WEIR_ECORRUPT;
+    for (int side = 0; side < 2; side++) {
+        uint32_t n = get_count(d, 33);
+        for (uint32_t i = 0; i < n; i++) {
+            record rec;
+            memset(&rec, 0, sizeof(rec));
+            int64_t ts = get_time(d);
+            uint32_t part = get_u32(d);
+            uint64_t off = get_u64(d);
+            int64_t commit = (int64_t)get_u64(d);
+            uint8_t matched = get_u8(d);
+            rec_value *sf = arena_alloc(a, (r->n_sf + 1) * sizeof(rec_value));
+            if (!sf)
+                return WEIR_ENOMEM;
+            for (uint32_t k = 0; k < r->n_sf; k++)
+                sf[k] = get_val(d);
+            rec_value *kv;
+            uint32_t nk;
+            if ((rc = get_vals(d, a, &kv, &nk)))
+                return rc;
+            if (matched > 1 || nk > 1 || (nk && (kv[0].type != REC_STRING ||
+                                                 kv[0].u.s.len > UINT16_MAX)))
+                return WEIR_ECORRUPT;
+            if (nk) {
+                rec.key = kv[0].u.s.p;
+                rec.key_len = (uint16_t)kv[0].u.s.len;
+            }
+            rec.n_fields = get_count(d, 5);
+            rec.fields = arena_alloc(a, (rec.n_fields + 1) * sizeof(rec_field));
+            if (!rec.fields)
+                return WEIR_ENOMEM;
+            for (uint32_t f = 0; f < rec.n_fields; f++) {
+                uint32_t nl = get_u32(d);
+                if (nl > UINT16_MAX || !need(d, nl))
                     return WEIR_ECORRUPT;
-                if (nk) {
-                    rec.key = kv[0].u.s.p;
-                    rec.key_len = (uint16_t)kv[0].u.s.len;
-                }
-                rec.n_fields = get_count(d, 5);
-                rec.fields = arena_alloc(a, (rec.n_fields + 1) * sizeof(rec_field));
-                if (!rec.fields)
-                    return WEIR_ENOMEM;
-                for (uint32_t f = 0; f < rec.n_fields; f++) {
-                    uint32_t nl = get_u32(d);
-                    if (nl > UINT16_MAX || !need(d, nl))
-                        return WEIR_ECORRUPT;
-                    rec.fields[f].name = (const char *)d->p;
-                    rec.fields[f].name_len = (uint16_t)nl;
-                    d->p += nl;
-                    rec.fields[f].v = get_val(d);
-                }
-                if (d->bad)
-                    return WEIR_ECORRUPT;
-                rec.ts = ts;
-                eng_jrec *j = eng_jrec_copy(r, &rec, &rc);
-                if (!j)
-                    return rc;
-                j->partition = part;
-                j->offset = off;
-                j->commit_ns = commit;
-                j->matched = matched;
-                if ((rc = eng_jbuf_push(r, &g->jb[side], j))) {
-                    eng_jrec_free(r, j);
-                    return rc;
-                }
+                rec.fields[f].name = (const char *)d->p;
+                rec.fields[f].name_len = (uint16_t)nl;
+                d->p += nl;
+                rec.fields[f].v = get_val(d);
+            }
+            if (d->bad)
+                return WEIR_ECORRUPT;
+            rec.ts = ts;
+            eng_jrec *j = eng_jrec_copy(r, &rec, sf, &rc);
+            if (!j)
+                return rc;
+            j->partition = part;
+            j->offset = off;
+            j->commit_ns = commit;
+            j->matched = matched;
+            if ((rc = eng_jbuf_push(r, &g->jb[side], j))) {
+                eng_jrec_free(r, j);
+                return rc;
             }
         }
-        break;
-    default: return WEIR_ECORRUPT;
     }
     return d->bad ? WEIR_ECORRUPT : WEIR_OK;
 }
@@ -654,6 +691,9 @@ static void reset_state(eng_rule *r)
 {
     eng_gtab_clear(r, &r->groups);
     eng_gtab_clear(r, &r->sf_keys);
+    eng_gtab_clear(r, &r->jgroups);
+    r->have_jsweep = false;
+    r->join_sweep = 0;
     r->have_ts = false;
     r->max_ts = r->wm = INT64_MIN;
     r->have_close = false;
@@ -688,11 +728,13 @@ int eng_rule_restore(eng_rule *r, const uint8_t *p, size_t n)
     int64_t next_close = get_time(&d);
     int64_t next_session = (int64_t)get_u64(&d);
     int64_t next_left = (int64_t)get_u64(&d);
+    uint8_t have_jsweep = get_u8(&d);
+    int64_t join_sweep = get_time(&d);
     r->records_in = get_u64(&d);
     r->records_out = get_u64(&d);
     r->late = get_u64(&d);
     r->errors = get_u64(&d);
-    if (d.bad || have_ts > 1 || have_close > 1) {
+    if (d.bad || have_ts > 1 || have_close > 1 || have_jsweep > 1) {
         rc = WEIR_ECORRUPT;
         goto fail;
     }
@@ -720,6 +762,8 @@ int eng_rule_restore(eng_rule *r, const uint8_t *p, size_t n)
     r->next_close = next_close;
     r->next_session = next_session;
     r->next_left_check = next_left;
+    r->have_jsweep = have_jsweep;
+    r->join_sweep = join_sweep;
     uint32_t ng = get_count(&d, 4);
     for (uint32_t i = 0; i < ng && !rc; i++)
         rc = get_group(&d, r);
@@ -730,6 +774,13 @@ int eng_rule_restore(eng_rule *r, const uint8_t *p, size_t n)
         rc = get_sfkey(&d, r);
     if (rc)
         goto fail;
+    if (r->sel->join) {
+        uint32_t nj = get_count(&d, 4);
+        for (uint32_t i = 0; i < nj && !rc; i++)
+            rc = get_jgroup(&d, r);
+        if (rc)
+            goto fail;
+    }
     if (d.bad || d.p != d.end) {
         rc = WEIR_ECORRUPT;
         goto fail;

@@ -19,7 +19,9 @@
  * dropped once no acceptable record can match them (ts < watermark -
  * lateness - 2d). LEFT JOIN: a row of a that has matched nothing when the
  * watermark passes a.ts + d is emitted once with b's columns NULL (a late b
- * arriving within lateness afterwards still gives its pair).
+ * arriving within lateness afterwards still gives its pair). The scan for
+ * such rows visits every key, so it runs at most every WITHIN/16 of event
+ * time: an unmatched row may come out that much after its due time.
  *
  * Output identity: a hash of both input rows' (input, partition, offset),
  * or of a's alone with a marker for an unmatched LEFT row.
@@ -40,11 +42,14 @@ void eng_jrec_free(eng_rule *r, eng_jrec *j)
     free(j);
 }
 
-eng_jrec *eng_jrec_copy(eng_rule *r, const record *rec, int *rc)
+eng_jrec *eng_jrec_copy(eng_rule *r, const record *rec, const rec_value *sf, int *rc)
 {
-    size_t bytes = sizeof(eng_jrec) + rec->n_fields * sizeof(rec_field) + rec->key_len;
+    size_t bytes = sizeof(eng_jrec) + rec->n_fields * sizeof(rec_field) + rec->key_len +
+                   r->n_sf * sizeof(rec_value);
     for (uint32_t i = 0; i < rec->n_fields; i++)
         bytes += rec->fields[i].name_len + eng_val_extra(&rec->fields[i].v);
+    for (uint32_t i = 0; sf && i < r->n_sf; i++)
+        bytes += eng_val_extra(&sf[i]);
     if ((*rc = eng_state_add(r, bytes))) {
         eng_fail(r, *rc, "the rule's state would pass max_state (%zu bytes)", r->max_state);
         return NULL;
@@ -59,8 +64,11 @@ eng_jrec *eng_jrec_copy(eng_rule *r, const record *rec, int *rc)
     j->ts = rec->ts;
     j->rec.ts = rec->ts;
     j->rec.n_fields = rec->n_fields;
-    j->rec.fields = (rec_field *)(j + 1);
+    j->sf = (rec_value *)(j + 1);
+    j->rec.fields = (rec_field *)(j->sf + r->n_sf);
     char *dst = (char *)(j->rec.fields + rec->n_fields);
+    for (uint32_t i = 0; i < r->n_sf; i++)
+        j->sf[i] = sf ? eng_val_copy(&sf[i], &dst) : sql_null();
     for (uint32_t i = 0; i < rec->n_fields; i++) {
         rec_field *f = &j->rec.fields[i];
         f->name_len = rec->fields[i].name_len;
@@ -133,12 +141,21 @@ static int merge_recs(eng_rule *r, const record *ra, const record *rb, record *o
     if (!f)
         return eng_fail_mem(r);
     uint32_t n = 0;
-    for (int s = 0; s < 2; s++)
-        if (sides[s])
-            for (uint32_t i = 0; i < sides[s]->n_fields; i++)
-                if (add_field(a, &f[n++], r->aliases[s], sides[s]->fields[i].name,
-                              sides[s]->fields[i].name_len, sides[s]->fields[i].v))
-                    return eng_fail_mem(r);
+    for (int s = 0; s < 2; s++) {
+        if (!sides[s])
+            continue;
+        const char *tsf = r->ts_fields[s];
+        size_t tsl = tsf ? strlen(tsf) : 0;
+        for (uint32_t i = 0; i < sides[s]->n_fields; i++) {
+            const rec_field *x = &sides[s]->fields[i];
+            /* The stream's event-time field reads as the event time (ns). */
+            rec_value v = tsf && x->name_len == tsl && memcmp(x->name, tsf, tsl) == 0
+                              ? sql_int(sides[s]->ts)
+                              : x->v;
+            if (add_field(a, &f[n++], r->aliases[s], x->name, x->name_len, v))
+                return eng_fail_mem(r);
+        }
+    }
     *n_qual = n;
     for (int s = 0; s < 2; s++) {
         if (!sides[s])
@@ -161,8 +178,10 @@ static int merge_recs(eng_rule *r, const record *ra, const record *rb, record *o
             bool dup = false;
             for (uint32_t k = bare0; k < n && !dup; k++)
                 dup = f[k].name_len == x->name_len && memcmp(f[k].name, x->name, x->name_len) == 0;
-            if (!dup)
-                f[n++] = *x;
+            if (!dup) {
+                f[n] = *x;
+                f[n++].v = f[(s == 1 && sides[0] ? sides[0]->n_fields : 0) + i].v;
+            }
         }
     }
     memset(out, 0, sizeof(*out));
@@ -191,8 +210,16 @@ static int emit_pair(eng_rule *r, const eng_jrec *ja, const eng_jrec *jb, bool *
     int rc = merge_recs(r, &ja->rec, jb ? &jb->rec : NULL, &m, &n_qual);
     if (rc)
         return rc;
+    rec_value *pre = NULL;
+    if (r->n_sf) {
+        pre = arena_alloc(&r->scratch, r->n_sf * sizeof(rec_value));
+        if (!pre)
+            return eng_fail_mem(r);
+        for (uint32_t i = 0; i < r->n_sf; i++)
+            pre[i] = r->sf[i].side == 0 ? ja->sf[i] : jb ? jb->sf[i] : sql_null();
+    }
     sql_row row;
-    eng_record_row(r, &m, 0, &row, NULL);
+    eng_record_row(r, &m, 0, &row, pre);
     row.ts_field = NULL;
     sql_eval_error ee = {{0}};
     const sql_node *conds[2] = {jb ? r->jextra : NULL, r->sel->where};
@@ -206,6 +233,16 @@ static int emit_pair(eng_rule *r, const eng_jrec *ja, const eng_jrec *jb, bool *
             return WEIR_OK;
     }
     *hit = true;
+    if (r->join_agg) {
+        /* The pair is one row of the aggregation, at the later event time. */
+        m.ts = jb && jb->ts > ja->ts ? jb->ts : ja->ts;
+        row.ts = m.ts;
+        uint64_t saved = r->cur_id;
+        r->cur_id = pair_id(ja, jb);
+        rc = eng_window_push_row(r, &row, &m);
+        r->cur_id = saved;
+        return rc;
+    }
     record star;
     const record *star_rec = &star;
     if (r->star_side < 0) {
@@ -225,7 +262,6 @@ static int emit_pair(eng_rule *r, const eng_jrec *ja, const eng_jrec *jb, bool *
 
 int eng_join_push(eng_rule *r, const record *rec, const rec_value *pre)
 {
-    (void)pre;
     const eng_input_rec *in = r->cur;
     uint32_t side = in->input;
     if (rec->ts + r->within < r->wm - r->lateness)
@@ -237,7 +273,7 @@ int eng_join_push(eng_rule *r, const record *rec, const rec_value *pre)
     if (sql_eval(r->jkey[side], &row, &kv, &r->scratch, &ee))
         return eng_fail(r, WEIR_EINVAL, "%s", ee.msg);
     int rc;
-    eng_jrec *j = eng_jrec_copy(r, rec, &rc);
+    eng_jrec *j = eng_jrec_copy(r, rec, pre, &rc);
     if (!j)
         return rc;
     j->partition = in->partition;
@@ -245,7 +281,7 @@ int eng_join_push(eng_rule *r, const record *rec, const rec_value *pre)
     j->commit_ns = in->commit_ns;
     uint64_t h = eng_hash_vals(&kv, 1);
     bool created;
-    eng_group *g = eng_gtab_get(r, &r->groups, &kv, 1, h, &created, &rc);
+    eng_group *g = eng_gtab_get(r, &r->jgroups, &kv, 1, h, &created, &rc);
     if (!g) {
         eng_jrec_free(r, j);
         return rc;
@@ -280,18 +316,18 @@ int eng_join_push(eng_rule *r, const record *rec, const rec_value *pre)
 int eng_join_advance(eng_rule *r)
 {
     bool left_due = r->left_join && r->wm >= r->next_left_check;
-    if (!r->have_close) {
-        r->have_close = true;
-        r->next_close = r->wm;
+    if (!r->have_jsweep) {
+        r->have_jsweep = true;
+        r->join_sweep = r->wm;
     }
-    bool sweep = r->wm - r->next_close >= r->within;
+    bool sweep = r->wm - r->join_sweep >= r->within;
     if (!left_due && !sweep)
         return WEIR_OK;
     if (sweep)
-        r->next_close = r->wm;
+        r->join_sweep = r->wm;
     int64_t horizon = r->wm - r->lateness - 2 * r->within;
     r->next_left_check = INT64_MAX;
-    eng_group *g = r->groups.first;
+    eng_group *g = r->jgroups.first;
     while (g) {
         eng_group *next = g->next;
         for (int s = 0; s < 2; s++) {
@@ -320,8 +356,13 @@ int eng_join_advance(eng_rule *r)
             b->n = k;
         }
         if (g->jb[0].n == 0 && g->jb[1].n == 0)
-            eng_gtab_remove(r, &r->groups, g);
+            eng_gtab_remove(r, &r->jgroups, g);
         g = next;
     }
+    /* Scan for unmatched LEFT rows at most every WITHIN/16 of event time,
+     * not on every record: each scan visits every key. */
+    int64_t step = r->within / 16 > 0 ? r->within / 16 : 1;
+    if (r->next_left_check != INT64_MAX && r->next_left_check < r->wm + step)
+        r->next_left_check = r->wm + step;
     return WEIR_OK;
 }

@@ -16,6 +16,7 @@
 #include "base/err.h"
 #include "sql/functions.h"
 #include "sql/parser.h"
+#include "sql/plan.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -219,14 +220,9 @@ static int check_expr(planner *p, const sql_node *e, bool allow_agg, bool allow_
             }
             return WEIR_OK;
         }
-        if (!(is_name(e->name, "now") && e->n_kids == 0)) {
-            const sql_function *f = sql_function_find(e->name, strlen(e->name));
-            if (!f)
-                return PFAIL_NODE(p, WEIR_EINVAL, e, "unknown function %s", e->name);
-            if ((int)e->n_kids < f->min_args || (int)e->n_kids > f->max_args)
-                return PFAIL_NODE(p, WEIR_EINVAL, e, "%s takes %d to %d arguments, not %u",
-                                  f->name, f->min_args, f->max_args, e->n_kids);
-        }
+        char msg[160];
+        if (sql_plan_check_call(e, msg, sizeof(msg)))
+            return PFAIL_NODE(p, WEIR_EINVAL, e, "%s", msg);
     }
     for (uint32_t i = 0; i < e->n_kids; i++) {
         int rc = check_expr(p, e->kids[i], allow_agg, allow_sf, where);
@@ -248,17 +244,39 @@ static int add_aggs(planner *p, const sql_node *e)
     if (!e)
         return WEIR_OK;
     if (sql_node_is_agg(e)) {
-        for (uint32_t i = 0; i < r->n_aggs; i++)
-            if (r->agg_nodes[i] == e)
+        for (uint32_t i = 0; i < r->n_refs; i++)
+            if (r->ref_nodes[i] == e)
                 return WEIR_OK;
-        const sql_agg *ag = e->star ? sql_agg_find("count_star", 10)
-                                    : sql_agg_find(e->name, strlen(e->name));
-        if (!ag)
-            return PFAIL_NODE(p, WEIR_EINVAL, e, "unknown aggregate %s", e->name);
-        int n_params = e->star ? 0 : (int)e->n_kids - ag->n_args;
-        if (n_params < ag->min_params || n_params > ag->max_params || n_params > ENG_MAX_PARAMS)
-            return PFAIL_NODE(p, WEIR_EINVAL, e, "%s: wrong number of arguments (%u)", ag->name,
-                              e->n_kids);
+        if (r->n_refs == r->cap_refs) {
+            uint32_t cap = r->cap_refs ? r->cap_refs * 2 : 8;
+            const sql_node **nn = arena_alloc(&r->plan, cap * sizeof(sql_node *));
+            uint32_t *ns = arena_alloc(&r->plan, cap * sizeof(uint32_t));
+            if (!nn || !ns)
+                return pmem(p);
+            if (r->n_refs) {
+                memcpy(nn, r->ref_nodes, r->n_refs * sizeof(sql_node *));
+                memcpy(ns, r->ref_slot, r->n_refs * sizeof(uint32_t));
+            }
+            r->ref_nodes = nn;
+            r->ref_slot = ns;
+            r->cap_refs = cap;
+        }
+        r->ref_nodes[r->n_refs] = e;
+        for (uint32_t i = 0; i < r->n_aggs; i++)
+            if (sql_node_equal(r->agg_nodes[i], e)) {
+                r->ref_slot[r->n_refs++] = i;
+                return WEIR_OK;
+            }
+        r->ref_slot[r->n_refs++] = r->n_aggs;
+        sql_plan_agg pa;
+        const sql_node *bad = e;
+        char msg[160];
+        int prc = sql_plan_agg_resolve(e, &r->plan, &pa, &bad, msg, sizeof(msg));
+        if (prc == WEIR_EINVAL)
+            return PFAIL_NODE(p, prc, bad, "%s", msg);
+        if (prc)
+            return pmem(p);
+        const sql_agg *ag = pa.agg;
         if (r->n_aggs >= 64)
             return PFAIL_NODE(p, WEIR_EUNSUPPORTED, e, "a rule has at most 64 aggregates");
         if (r->n_aggs == r->cap_aggs) {
@@ -279,20 +297,8 @@ static int add_aggs(planner *p, const sql_node *e)
         memset(s, 0, sizeof(*s));
         s->node = e;
         s->agg = ag;
-        s->n_params = n_params;
-        for (int i = 0; i < n_params; i++) {
-            sql_eval_error ee = {{0}};
-            const sql_node *pn = e->kids[ag->n_args + i];
-            if (const_eval(r, pn, &s->params[i], &ee))
-                return PFAIL_NODE(p, WEIR_EINVAL, pn, "%s: parameter %d must be a constant",
-                                  ag->name, ag->n_args + i + 1);
-        }
-        void *tmp = arena_alloc(&r->plan, ag->state_size);
-        if (!tmp)
-            return pmem(p);
-        sql_eval_error ee = {{0}};
-        if (ag->init(tmp, s->params, n_params, &ee))
-            return PFAIL_NODE(p, WEIR_EINVAL, e, "%s", ee.msg);
+        s->n_params = pa.n_params;
+        memcpy(s->params, pa.params, sizeof(s->params));
         s->offset = r->state_size;
         s->arg0 = r->n_av;
         r->n_av += (uint32_t)ag->n_args;
@@ -308,6 +314,8 @@ static int add_aggs(planner *p, const sql_node *e)
     return WEIR_OK;
 }
 
+static unsigned sides_used(const eng_rule *r, const sql_node *e);
+
 static int add_sfs(planner *p, const sql_node *e)
 {
     eng_rule *r = p->r;
@@ -315,6 +323,10 @@ static int add_sfs(planner *p, const sql_node *e)
         return WEIR_OK;
     if (e->kind == SQL_N_CALL && sql_is_state_fn(e->name, strlen(e->name))) {
         eng_sf_site s = {.node = e, .depth = 1};
+        bool oom = false;
+        s.arg = e->n_kids ? cp_node(&r->plan, e->kids[0], &oom) : NULL;
+        if (oom)
+            return pmem(p);
         if (is_name(e->name, "changes"))
             s.kind = ENG_SF_CHANGES;
         else if (is_name(e->name, "lag"))
@@ -336,8 +348,15 @@ static int add_sfs(planner *p, const sql_node *e)
                                   "lag: n must be a constant integer from 1 to %d", ENG_LAG_MAX);
             s.depth = (uint32_t)v.u.i;
         }
-        if (s.kind == ENG_SF_LAG)
-            s.depth += 0; /* the ring holds the n previous values */
+        if (r->sel->join) {
+            unsigned used = sides_used(r, s.arg);
+            if (used != 1 && used != 2)
+                return PFAIL_NODE(p, WEIR_EINVAL, e,
+                                  "in a JOIN, %s() must read one side with qualified names "
+                                  "(such as %s(a.state))",
+                                  e->name, e->name);
+            s.side = used == 1 ? 0 : 1;
+        }
         if (r->n_sf >= 32)
             return PFAIL_NODE(p, WEIR_EUNSUPPORTED, e, "a rule has at most 32 state functions");
         r->sf[r->n_sf] = s;
@@ -389,23 +408,7 @@ static int check_grouped(planner *p, const sql_node *e, bool aliases_ok)
 
 static const char *column_name(eng_rule *r, const sql_select_item *it)
 {
-    if (it->alias)
-        return it->alias;
-    if (it->expr->kind == SQL_N_IDENT)
-        return it->expr->name;
-    if (it->expr->kind == SQL_N_CALL && it->expr->n_kids <= 1 &&
-        (it->expr->star || sql_node_is_agg(it->expr)))
-        return it->expr->name;
-    weir_buf b;
-    buf_init(&b, 4096);
-    const char *out = "?column?";
-    if (sql_print_expr(it->expr, &b) == WEIR_OK) {
-        char *s = arena_strdup(&r->plan, (const char *)buf_head(&b), buf_used(&b));
-        if (s)
-            out = s;
-    }
-    buf_free(&b);
-    return out;
+    return sql_plan_column_name(&r->plan, it);
 }
 
 /* ---- options ------------------------------------------------------------------ */
@@ -530,15 +533,11 @@ static int plan_join(planner *p)
     sql_join *j = sel->join;
     r->within = j->within_ns;
     r->left_join = j->left;
-    r->mode = ENG_MODE_JOIN;
-    if (sel->n_group || r->n_aggs || sel->having)
-        return pfail(p, WEIR_EUNSUPPORTED, j->line, j->column,
-                     "aggregation over a JOIN is not supported yet: write the join into a "
-                     "stream and aggregate that");
-    if (r->n_sf)
-        return PFAIL_NODE(p, WEIR_EUNSUPPORTED, r->sf_nodes[0],
-                          "state functions are not supported in a JOIN rule yet: compute them "
-                          "in a rule per input stream");
+    r->join_agg = sel->n_group || r->n_aggs || sel->having;
+    if (r->join_agg && r->star_pos >= 0)
+        return pfail(p, WEIR_EINVAL, sel->items[r->star_pos].line,
+                     sel->items[r->star_pos].column,
+                     "* cannot be used with GROUP BY or aggregates");
     /* Split ON into conjuncts; the first a.x = b.y (one side each) is the key. */
     const sql_node *stack[64];
     int top = 0;
@@ -597,6 +596,13 @@ static int plan_join(planner *p)
         if (sel->items[i].expr->kind != SQL_N_STAR &&
             (rc = rewrite_qualified(p, sel->items[i].expr)))
             return rc;
+    /* Grouping over the pairs: the same names, rewritten in place (group
+     * nodes point into these trees or the select list's). */
+    for (uint32_t i = 0; i < sel->n_group; i++)
+        if (sel->group[i].expr && (rc = rewrite_qualified(p, sel->group[i].expr)))
+            return rc;
+    if ((rc = rewrite_qualified(p, sel->having)))
+        return rc;
     return WEIR_OK;
 }
 
@@ -725,8 +731,14 @@ static int plan(planner *p, const sql_select *src, eng_stream_lookup_fn lookup, 
     if ((rc = read_options(p, &src->options)))
         return rc;
 
-    if (sel->join)
-        return plan_join(p);
+    if (sel->join) {
+        if ((rc = plan_join(p)))
+            return rc;
+        if (!grouped) {
+            r->mode = ENG_MODE_JOIN;
+            return WEIR_OK;
+        }
+    }
 
     if (!grouped) {
         if (sel->having)
@@ -793,9 +805,12 @@ int eng_rule_compile(const sql_stmt *stmt, eng_stream_lookup_fn lookup, void *lo
     arena_init(&r->escratch, SCRATCH_MAX);
     eng_gtab_init(&r->groups);
     eng_gtab_init(&r->sf_keys);
+    eng_gtab_init(&r->jgroups);
     r->max_state = lim && lim->max_state_bytes ? lim->max_state_bytes : DEFAULT_MAX_STATE;
     r->max_groups = lim && lim->max_groups ? lim->max_groups : DEFAULT_MAX_GROUPS;
     int rc = WEIR_OK;
+    if (stmt && stmt->kind == SQL_STMT_EXPLAIN && stmt->explained)
+        stmt = stmt->explained; /* EXPLAIN CREATE RULE ...: the rule, for eng_rule_explain */
     const sql_select *sel = stmt ? stmt->select : NULL;
     if (!stmt || !sel || (stmt->kind != SQL_STMT_CREATE_RULE && stmt->kind != SQL_STMT_SELECT)) {
         rc = pfail(&p, WEIR_EINVAL, stmt ? stmt->line : 0, stmt ? stmt->column : 0,
@@ -835,6 +850,7 @@ void eng_rule_free(eng_rule *r)
         return;
     eng_gtab_clear(r, &r->groups);
     eng_gtab_clear(r, &r->sf_keys);
+    eng_gtab_clear(r, &r->jgroups);
     arena_free(&r->plan);
     arena_free(&r->scratch);
     arena_free(&r->escratch);
@@ -920,6 +936,11 @@ int eng_emit_group(eng_rule *r, const eng_group *g, const rec_value *agg_vals, i
     const char **names = arena_alloc(a, (n + 2) * sizeof(char *));
     if (!vals || !names)
         return eng_fail_mem(r);
+    rec_value *ref_vals = arena_alloc(a, (r->n_refs + 1) * sizeof(rec_value));
+    if (!ref_vals)
+        return eng_fail_mem(r);
+    for (uint32_t i = 0; i < r->n_refs; i++)
+        ref_vals[i] = agg_vals[r->ref_slot[i]];
     names[0] = "window_start";
     names[1] = "window_end";
     vals[0] = sql_int(ws);
@@ -930,9 +951,9 @@ int eng_emit_group(eng_rule *r, const eng_group *g, const rec_value *agg_vals, i
                    .group_nodes = r->group_nodes,
                    .group_vals = g->vals,
                    .n_groups = r->n_group,
-                   .agg_nodes = r->agg_nodes,
-                   .agg_vals = agg_vals,
-                   .n_aggs = r->n_aggs,
+                   .agg_nodes = r->ref_nodes,
+                   .agg_vals = ref_vals,
+                   .n_aggs = r->n_refs,
                    .col_names = names,
                    .col_vals = vals,
                    .n_cols = r->win.kind != SQL_WIN_NONE ? 2 : 0};
@@ -1056,7 +1077,7 @@ int eng_emit_late(eng_rule *r, const record *rec)
                    .ts = rec->ts,
                    .key = rec->key_len ? rec->key : NULL,
                    .key_len = rec->key_len,
-                   .id = in ? eng_id_record(in->input, in->partition, in->offset, 0) : 0,
+                   .id = in ? eng_id_record(in->input, in->partition, in->offset, 0) : r->cur_id,
                    .late = true};
     return eng_emit_row(r, &out);
 }
@@ -1103,9 +1124,12 @@ static void clear_ctx(eng_rule *r)
 
 static int advance(eng_rule *r)
 {
-    if (r->mode == ENG_MODE_JOIN)
-        return eng_join_advance(r);
-    if (r->mode == ENG_MODE_MAP || r->mode == ENG_MODE_GROUP)
+    if (r->sel->join) {
+        int rc = eng_join_advance(r);
+        if (rc || !r->join_agg)
+            return rc;
+    }
+    if (r->mode == ENG_MODE_MAP || r->mode == ENG_MODE_GROUP || r->mode == ENG_MODE_JOIN)
         return WEIR_OK;
     return eng_window_advance(r);
 }
@@ -1123,6 +1147,11 @@ int eng_rule_push(eng_rule *r, const eng_input_rec *in, eng_emit_fn emit, void *
     r->records_in++;
     const record *rec = in->rec;
     int rc = WEIR_OK;
+    r->cur_id = eng_id_record(in->input, in->partition, in->offset, 0);
+    if (rec->ts > ENG_TIME_MAX || rec->ts < -ENG_TIME_MAX) {
+        rc = eng_fail(r, WEIR_EINVAL, "event time %lld is out of range", (long long)rec->ts);
+        goto out;
+    }
     if (!r->have_ts || rec->ts > r->max_ts) {
         r->have_ts = true;
         r->max_ts = rec->ts;
@@ -1140,11 +1169,12 @@ int eng_rule_push(eng_rule *r, const eng_input_rec *in, eng_emit_fn emit, void *
         if ((rc = eng_sf_eval(r, rec, pre)))
             goto out;
     }
-    switch (r->mode) {
-    case ENG_MODE_MAP: rc = map_push(r, rec, pre); break;
-    case ENG_MODE_JOIN: rc = eng_join_push(r, rec, pre); break;
-    default: rc = eng_window_push(r, rec, pre); break;
-    }
+    if (r->sel->join)
+        rc = eng_join_push(r, rec, pre);
+    else if (r->mode == ENG_MODE_MAP)
+        rc = map_push(r, rec, pre);
+    else
+        rc = eng_window_push(r, rec, pre);
     if (rc == WEIR_OK || rc == WEIR_EINVAL) {
         int rc2 = advance(r);
         if (rc == WEIR_OK)
@@ -1163,6 +1193,8 @@ int eng_rule_tick(eng_rule *r, int64_t now_ns, eng_emit_fn emit, void *emit_arg,
     if (r->idle_ns <= 0 || !r->have_ts)
         return WEIR_OK;
     int64_t w = now_ns - r->idle_ns - r->max_delay;
+    if (w > ENG_TIME_MAX)
+        w = ENG_TIME_MAX;
     if (w <= r->wm)
         return WEIR_OK;
     set_ctx(r, NULL, emit, emit_arg, err, errlen);
@@ -1237,7 +1269,7 @@ int eng_rule_explain(const eng_rule *r, weir_buf *out)
         json_array_append_new(ops, json_pack("{s:s,s:s,s:o}", "op", "state", "per", "record key",
                                              "functions", fs));
     }
-    if (r->mode == ENG_MODE_JOIN) {
+    if (r->sel->join) {
         json_t *j = json_pack("{s:s,s:s,s:o,s:o,s:I}", "op", "join", "type",
                               r->left_join ? "left" : "inner", "left_key", expr_json(r->jkey[0]),
                               "right_key", expr_json(r->jkey[1]), "within_ns",

@@ -28,7 +28,29 @@
  * start, window end, group key values, revision); for a per-record output
  * (no GROUP BY window) a hash of (input index, partition, offset, row index
  * within that record). The runtime stores ids with derived records and
- * skips, after a restart, results already written.
+ * skips, after a restart, results already written. Per kind of output:
+ *
+ *   TUMBLING/HOPPING   (window start, end, group key values, revision)
+ *   SESSION            (start of the session's first emission, group key
+ *                      values, revision): a merged session's update keeps
+ *                      the identity of the earliest emitted session it took in
+ *   SLIDING            the window of the record (ts - size, ts] and group,
+ *                      mixed with the record's (input, partition, offset)
+ *   COUNT(n, step)     (group key values, the group's row number)
+ *   GROUP BY, no window, and per-record rules: (input, partition, offset, 0)
+ *   JOIN               both rows' (input, partition, offset); an unmatched
+ *                      LEFT row: its own with a marker. Aggregated joins use
+ *                      the pair's identity where a record's is used above.
+ *   side output        the late record's (input, partition, offset, 0)
+ *
+ * ## What a push evaluates, in order
+ *
+ * State functions (changes, lag, time_since_change, changed_at: per record
+ * key, on every record in push order; in a join, the calls reading the
+ * record's side), then WHERE, then the mode's work (a join: WHERE on each
+ * pair).
+ * A record that fails to evaluate is skipped (WEIR_EINVAL, counted in
+ * errors); state functions have already taken it by then.
  *
  * ## Memory
  *
@@ -36,6 +58,11 @@
  * values) is accounted in bytes; eng_rule_state_bytes reports it and a push
  * that would take it beyond eng_limits.max_state_bytes fails with
  * WEIR_ETOOBIG (the rule is then failed by the runtime, the node lives on).
+ * max_groups bounds the open groups the same way (window groups, join keys,
+ * state-function keys).
+ *
+ * Implementation: engine/rule_int.h (the files and their roles); the SQL
+ * of rules is documented in docs/sql.md, "Continuous rules: the language".
  */
 #ifndef WEIR_ENGINE_RULE_H
 #define WEIR_ENGINE_RULE_H
@@ -66,10 +93,12 @@ typedef struct eng_limits {
 /* One emitted row. Everything points into memory valid only during the
  * emit call. */
 typedef struct eng_row {
-    uint32_t n_cols;
+    uint32_t n_cols;          /* eng_rule_n_cols, except with SELECT *: the * column
+                                 expands to the record's fields (joins: "a.x", "b.y") */
     const char *const *names; /* column names (alias, bare column, or canonical text) */
     const rec_value *vals;    /* values */
-    int64_t ts;               /* event time of the result: window end, or the input record's ts */
+    int64_t ts;               /* event time of the result: window end, or the input record's ts
+                                 (a join pair: the later of the two) */
     const char *key;          /* the group's key text (the GROUP BY key values joined by '/'),
                                  or the input record's key; NULL when none */
     uint32_t key_len;
@@ -84,7 +113,8 @@ typedef struct eng_row {
 /* Returns WEIR_OK, or an error that the rule propagates out of push. */
 typedef int (*eng_emit_fn)(void *arg, const eng_row *row);
 
-/* Compiles a CREATE RULE statement (or a bare SELECT, for tests) already
+/* Compiles a CREATE RULE statement (or a bare SELECT, for tests; or an
+ * EXPLAIN of either, which compiles the explained statement) already
  * parsed by sql_parse. The rule copies what it needs from stmt. Options
  * (WITH before EMIT TO): lateness = '2s', max_delay = '500ms' (watermark
  * delay), max_state = '16m'. Errors: WEIR_EINVAL / WEIR_EUNSUPPORTED /
@@ -116,7 +146,8 @@ typedef struct eng_input_rec {
  * becomes final (per-record results at once; windows whose end the
  * watermark passed). WEIR_OK, or WEIR_EINVAL with a message in err for an
  * evaluation error of this record (the rule counts it and goes on: the
- * record is skipped, state unchanged), WEIR_ETOOBIG when the state limit
+ * record is skipped, state unchanged; also for an event time beyond
+ * +-2^62 ns, about the year 2116), WEIR_ETOOBIG when the state limit
  * is reached (fatal for the rule), or an emit callback's error. */
 int eng_rule_push(eng_rule *r, const eng_input_rec *in, eng_emit_fn emit, void *emit_arg,
                   char *err, size_t errlen);
@@ -144,7 +175,11 @@ size_t eng_rule_state_bytes(const eng_rule *r);
 int eng_rule_checkpoint(const eng_rule *r, weir_buf *out);
 /* Replaces the state with a checkpoint of the same rule text (a checksum
  * of the canonical SQL is part of it: WEIR_EINVAL if it differs,
- * WEIR_ECORRUPT for bytes it does not accept). */
+ * WEIR_ECORRUPT for bytes it does not accept, WEIR_ETOOBIG when the state
+ * would not fit the rule's limits). A failed restore leaves the rule
+ * either untouched (the header or checksum is refused) or empty, as freshly
+ * compiled; never half restored. The format is described in
+ * engine/checkpoint.c. */
 int eng_rule_restore(eng_rule *r, const uint8_t *p, size_t n);
 
 /* EXPLAIN: the plan as JSON text appended to out (operators, window, keys). */

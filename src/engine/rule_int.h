@@ -26,13 +26,17 @@
 #include "engine/rule.h"
 #include "sql/agg.h"
 #include "sql/eval.h"
+#include "sql/plan.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define ENG_STATE_ALIGN 16
-#define ENG_MAX_PARAMS 4
+/* Event times a rule accepts: |ts| <= 2^62 ns (about year 2116), so that
+ * ts + size + lateness never overflows. */
+#define ENG_TIME_MAX (INT64_C(1) << 62)
+#define ENG_MAX_PARAMS SQL_PLAN_MAX_PARAMS
 #define ENG_LAG_MAX 1000
 #define ENG_PANE_HDR 16 /* int64 start, uint32 count, pad: keeps states 16-aligned */
 
@@ -60,8 +64,10 @@ typedef enum eng_sf_kind { ENG_SF_CHANGES, ENG_SF_LAG, ENG_SF_SINCE, ENG_SF_CHAN
 
 typedef struct eng_sf_site {
     const sql_node *node;
+    const sql_node *arg; /* the argument, as written (a join rewrites node's) */
     eng_sf_kind kind;
     uint32_t depth; /* values remembered: lag's n, else 1 */
+    int side;       /* join rules: the input the argument reads; else 0 */
 } eng_sf_site;
 
 /* An owned copy of a value: the bytes of a string live in `mem` (malloc'd,
@@ -111,7 +117,9 @@ typedef struct eng_jrec {
     int64_t commit_ns;
     bool matched;
     size_t bytes;
-    record rec; /* fields and strings point into the same block */
+    rec_value *sf; /* r->n_sf state-function values (this side's sites; NULL
+                      for the other side's), in the same block */
+    record rec;    /* fields and strings point into the same block */
 } eng_jrec;
 
 typedef struct eng_jbuf {
@@ -189,6 +197,11 @@ struct eng_rule {
     eng_agg_slot *aggs;
     const sql_node **agg_nodes;
     uint32_t n_aggs, cap_aggs;
+    /* Every aggregate call node (by pointer) and its slot: equal calls
+     * (avg(t) in the select list and in HAVING) share one slot. */
+    const sql_node **ref_nodes;
+    uint32_t *ref_slot;
+    uint32_t n_refs, cap_refs;
     uint32_t n_av; /* argument values per entry */
     size_t state_size;
     size_t pane_stride;
@@ -205,6 +218,10 @@ struct eng_rule {
     const sql_node *jextra;  /* the rest of ON, on the pair, or NULL */
     int64_t within;
     bool left_join;
+    bool join_agg;           /* the pairs feed the aggregation of `mode` */
+    eng_gtab jgroups;        /* join buffers per key */
+    bool have_jsweep;
+    int64_t join_sweep;      /* watermark at the last expiry sweep */
     int64_t next_left_check; /* min over unmatched left rows of ts + within */
 
     /* options */
@@ -229,6 +246,7 @@ struct eng_rule {
     eng_emit_fn emit;
     void *emit_arg;
     const eng_input_rec *cur;
+    uint64_t cur_id; /* identity of the row being processed (record or join pair) */
     char *errbuf;
     size_t errlen;
 };
@@ -284,6 +302,10 @@ void eng_group_free_state(eng_rule *r, eng_group *g);
 
 /* ---- window.c ---- */
 int eng_window_push(eng_rule *r, const record *rec, const rec_value *pre);
+/* The aggregation step for an already built row (a join pair's merged
+ * record); rec->ts is the row's event time, r->cur_id its identity. WHERE
+ * has been applied. */
+int eng_window_push_row(eng_rule *r, const sql_row *row, const record *rec);
 /* Closes what the watermark allows. */
 int eng_window_advance(eng_rule *r);
 int eng_agg_init_state(eng_rule *r, unsigned char *state);
@@ -302,7 +324,8 @@ eng_group *eng_sf_group(eng_rule *r, const record *rec, int *rc);
 int eng_join_push(eng_rule *r, const record *rec, const rec_value *pre);
 int eng_join_advance(eng_rule *r);
 void eng_jrec_free(eng_rule *r, eng_jrec *j);
-eng_jrec *eng_jrec_copy(eng_rule *r, const record *rec, int *rc);
+/* A deep copy of rec (and of the n_sf values sf, which may be NULL). */
+eng_jrec *eng_jrec_copy(eng_rule *r, const record *rec, const rec_value *sf, int *rc);
 int eng_jbuf_push(eng_rule *r, eng_jbuf *b, eng_jrec *j);
 
 #endif

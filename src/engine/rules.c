@@ -10,9 +10,12 @@
  *  - LIVE: a member of its partition's live group, which reads with ONE
  *    shared reader; each record is read and decoded (record_decode) once
  *    and pushed to every member. All members are at the same offset.
- * A lagging cpart that reaches the end of the partition joins the live
- * group when the group is at that same offset (or becomes the group when
- * there is none, handing over its reader). A member that must pause
+ * A consumer's lagging cparts are read together, merged in event-time
+ * order, so a rule replaying a backlog of several partitions does not run
+ * one partition far ahead of the others (whose records would then be late
+ * for its windows). A lagging cpart that reaches the end of the partition
+ * joins the live group when the group is at that same offset (or becomes
+ * the group when there is none, handing over its reader). A member that must pause
  * (its output pushes back) leaves the group and continues as lagging.
  * So N caught-up rules on one stream decode each committed record once.
  *
@@ -43,8 +46,9 @@
  *
  * ## Checkpoints and exactly-once derived streams
  *
- * Every checkpoint_interval (default 1 s), at stop and at shutdown, a
- * rule takes a snapshot between two records: its pending output is
+ * Every checkpoint_interval (default 1 s) when it processed anything since
+ * the last one, at stop and at shutdown, a rule takes a snapshot between
+ * two records: its pending output is
  * appended, then the engine state (eng_rule_checkpoint), the next offset
  * of every input partition, the next offset of every output partition (the
  * end of our own appends) and out_seq are copied. Appends carry a
@@ -64,7 +68,13 @@
  * checkpoint starts at the end of its inputs and checkpoints at once.
  *
  * Threads: the loop thread, except the checkpoint writer (worker thread,
- * owns only its catalog connection and the snapshot it writes).
+ * owns only its catalog connection and the snapshots it writes). Control-
+ * plane catalog writes (create, delete, desired state, last error, the
+ * definition of a derived stream) run on the loop like stream definitions
+ * do: a few per operator action, never per record. Starting a rule also
+ * runs on the loop: it reads its checkpoint row and reads back the derived
+ * stream written after that checkpoint (at most one checkpoint interval of
+ * output, and at most RULES_SKIP_MAX ids, else the start fails).
  */
 #include "engine/rules.h"
 #include "base/buf.h"
@@ -98,6 +108,8 @@ typedef struct cpart {
     uint32_t p;
     uint64_t pos;       /* next offset to push */
     stream_reader *rd;  /* own reader (lagging); NULL when live */
+    stream_rec la;      /* lagging: the next record, read but not pushed */
+    bool has_la;
     bool live;
     struct cpart *next; /* all cparts of the src partition */
 } cpart;
@@ -190,6 +202,7 @@ struct rule_rt {
     void *sink;
     bool blocked;       /* output pushes back: do not read */
     bool efull;         /* the last flush met WEIR_EFULL: retried after an ack */
+    bool dirty;         /* pushed or emitted since the last checkpoint */
     bool failing;       /* failed during a turn: stopped after it */
     int64_t next_ck_ns; /* monotonic */
     /* checkpoints */
@@ -227,6 +240,7 @@ struct rules {
     bool writing;
     /* one record's encoding */
     weir_buf enc;
+    uint64_t decoded; /* records decoded for rules (shared decodes count once) */
 };
 
 static void rule_stop_internal(rule_rt *rt, rule_state to, const char *why);
@@ -693,6 +707,7 @@ static int on_emit(void *arg, const eng_row *row)
 {
     rule_rt *rt = arg;
     int rc = WEIR_OK;
+    rt->dirty = true;
     if (row->late) {
         rt->late++;
         if (!rt->late_out) {
@@ -812,6 +827,7 @@ static int cpart_detach(cpart *cp)
 {
     src *s = cp->c->src;
     cp->live = false;
+    cp->has_la = false;
     int rc = stream_reader_open(s->s, cp->p, STREAM_POS_OFFSET, (int64_t)cp->pos, &cp->rd);
     src_part *sp = &s->parts[cp->p];
     if (group_empty(sp) && sp->rd) {
@@ -906,6 +922,7 @@ static void push_one(rule_rt *rt, uint32_t input, const stream_rec *sr, record *
                         .commit_ns = sr->commit, .rec = rec};
     char err[256] = "";
     rt->in++;
+    rt->dirty = true;
     int rc = eng_rule_push(rt->eng, &in, on_emit, rt, err, sizeof(err));
     if (rc == WEIR_EINVAL) {
         rt->errors++;
@@ -928,6 +945,7 @@ static void push_one(rule_rt *rt, uint32_t input, const stream_rec *sr, record *
 /* Decodes a stored record into the src's arena. */
 static int decode(src *s, const stream_rec *sr, record *rec)
 {
+    s->rs->decoded++;
     arena_reset(&s->ar);
     return record_decode(sr->value, sr->value_len, &s->ar, rec);
 }
@@ -940,15 +958,19 @@ static void bad_record(src *s, const stream_rec *sr, int rc)
                  weir_strerror(rc));
 }
 
-/* One turn of a lagging cpart. Returns true when more is left. */
-static bool pump_lagging(src *s, src_part *sp, cpart *cp)
+/* Makes sure a lagging cpart has its next record in cp->la. Returns 1
+ * with a record, 0 at the end (after joining the live group when it can),
+ * -1 after an error (the rule is failing). */
+static int cpart_peek(cpart *cp)
 {
-    rule_rt *rt = cp->c->rt;
-    for (int i = 0; i < RULES_BATCH; i++) {
-        if (!can_read(rt))
-            return false;
-        stream_rec sr;
-        int rc = stream_reader_next(cp->rd, &sr);
+    if (cp->has_la)
+        return 1;
+    src *s = cp->c->src;
+    src_part *sp = &s->parts[cp->p];
+    for (;;) {
+        int rc = stream_reader_next(cp->rd, &cp->la);
+        if (rc == WEIR_ECORRUPT)
+            continue;
         if (rc == WEIR_EAGAIN) {
             cp->pos = stream_reader_position(cp->rd);
             if (group_empty(sp)) {
@@ -963,21 +985,49 @@ static bool pump_lagging(src *s, src_part *sp, cpart *cp)
                 cp->rd = NULL;
                 cp->live = true;
             }
-            return false;
+            return 0;
         }
-        if (rc == WEIR_ECORRUPT)
-            continue;
         if (rc) {
-            fail_rule(rt, "cannot read input: %s", weir_strerror(rc));
-            return false;
+            fail_rule(cp->c->rt, "cannot read input: %s", weir_strerror(rc));
+            return -1;
         }
-        cp->pos = sr.offset + 1;
+        cp->has_la = true;
+        return 1;
+    }
+}
+
+/* One turn of a consumer's lagging partitions (a rule catching up from its
+ * checkpoint). Their records are merged in event-time order (ties by
+ * partition), so a rule replaying a backlog of several partitions sees
+ * them interleaved about as they arrived, instead of one partition far
+ * ahead of the others (which would make the others' records late).
+ * Returns true when more is left. */
+static bool pump_consumer(consumer *c)
+{
+    rule_rt *rt = c->rt;
+    src *s = c->src;
+    for (int i = 0; i < RULES_BATCH; i++) {
+        if (!can_read(rt))
+            return false;
+        cpart *best = NULL;
+        for (uint32_t p = 0; p < s->nparts; p++) {
+            cpart *cp = &c->parts[p];
+            if (cp->live || !cp->rd || cpart_peek(cp) != 1)
+                continue;
+            if (!best || cp->la.ts < best->la.ts)
+                best = cp;
+        }
+        if (!best)
+            return false;
+        best->has_la = false;
+        best->pos = best->la.offset + 1;
         record rec;
-        if ((rc = decode(s, &sr, &rec))) {
-            bad_record(s, &sr, rc);
+        int rc = decode(s, &best->la, &rec);
+        if (rc) {
+            bad_record(s, &best->la, rc);
             continue;
         }
-        push_one(rt, cp->c->input, &sr, &rec);
+        push_one(rt, c->input, &best->la, &rec);
     }
     return true;
 }
@@ -1032,12 +1082,13 @@ static void on_idle(uv_idle_t *h)
 {
     rules *rs = h->data;
     bool more = false;
+    for (rule_rt *rt = rs->list; rt; rt = rt->next)
+        for (uint32_t i = 0; i < rt->n_cons && can_read(rt); i++)
+            if (rt->cons[i].src)
+                more |= pump_consumer(&rt->cons[i]);
     for (src *s = rs->srcs; s; s = s->next) {
         for (uint32_t p = 0; p < s->nparts; p++) {
             src_part *sp = &s->parts[p];
-            for (cpart *m = sp->members; m; m = m->next)
-                if (!m->live && m->rd && can_read(m->c->rt))
-                    more |= pump_lagging(s, sp, m);
             more |= pump_live(s, sp);
         }
     }
@@ -1119,6 +1170,7 @@ static void take_checkpoint(rule_rt *rt)
         return;
     }
     s->refs = 1;
+    rt->dirty = false;
     s->epoch = ++rt->epoch;
     s->out_seq = rt->out_seq;
     rt->ck_wait = s;
@@ -1139,7 +1191,7 @@ static void on_timer(uv_timer_t *h)
             fail_rule(rt, "state limit reached (max_state): %s", err);
         else if (rc && rc != WEIR_EINVAL)
             fail_rule(rt, "%s", err[0] ? err : weir_strerror(rc));
-        if (!rt->failing && now >= rt->next_ck_ns) {
+        if (!rt->failing && rt->dirty && now >= rt->next_ck_ns) {
             take_checkpoint(rt);
             rt->next_ck_ns = now + rt->ck_interval_ns;
         }
@@ -1831,6 +1883,8 @@ static json_t *rule_json(rule_rt *rt)
                           lat_p99_ms(rt));
     if (es.watermark)
         json_object_set_new(m, "watermark", json_integer(es.watermark));
+    if (rt->emit_errors)
+        json_object_set_new(m, "sink_errors", json_integer((json_int_t)rt->emit_errors));
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:O, s:o}", "name", rt->name, "sql", rt->sql,
                           "target", rt->target, "status", state_name(rt->state), "options",
                           rt->options, "metrics", m);
@@ -1934,6 +1988,14 @@ static double m_failed(rule_rt *rt) { return rt->state == RS_FAILED; }
 void rules_metrics_render(void *arg, weir_buf *out)
 {
     rules *rs = arg;
+    char line[320];
+    int n = snprintf(line, sizeof(line),
+                     "# HELP weir_rules_records_decoded_total Input records decoded for rules "
+                     "(once for all caught-up rules of a stream).\n"
+                     "# TYPE weir_rules_records_decoded_total counter\n"
+                     "weir_rules_records_decoded_total %llu\n",
+                     (unsigned long long)rs->decoded);
+    buf_append(out, line, (size_t)n);
     if (!rs->list)
         return;
     metric(out, "weir_rule_records_in_total", "counter", "Input records pushed into the rule.",

@@ -112,13 +112,22 @@ int eng_sf_eval(eng_rule *r, const record *rec, rec_value *pre)
     rec_value *xs = arena_alloc(a, (r->n_sf + 1) * sizeof(rec_value));
     if (!xs)
         return eng_fail_mem(r);
+    /* In a join, a record updates only the sites that read its side. */
+    int side = r->sel->join && r->cur ? (int)r->cur->input : -1;
     for (uint32_t i = 0; i < r->n_sf; i++) {
         sql_eval_error ee = {{0}};
-        if (sql_eval(r->sf[i].node->kids[0], &row, &xs[i], a, &ee))
+        xs[i] = sql_null();
+        if (side >= 0 && r->sf[i].side != side)
+            continue;
+        if (sql_eval(r->sf[i].arg, &row, &xs[i], a, &ee))
             return eng_fail(r, WEIR_EINVAL, "%s", ee.msg);
     }
     for (uint32_t i = 0; i < r->n_sf; i++) {
         const eng_sf_site *site = &r->sf[i];
+        if (side >= 0 && site->side != side) {
+            pre[i] = sql_null();
+            continue;
+        }
         eng_sf_state *s = &g->sf[i];
         const rec_value *x = &xs[i];
         if (site->kind == ENG_SF_LAG) {

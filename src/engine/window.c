@@ -199,9 +199,7 @@ static int group_push(eng_rule *r, eng_group *g, const record *rec, const rowarg
     if ((rc = add_args(r, g->state, ra->av, ra->pass, rec->ts)))
         return rc;
     arena_reset(&r->escratch);
-    const eng_input_rec *in = r->cur;
-    return emit_state(r, g, g->state, 0, 0, rec->ts,
-                      eng_id_record(in->input, in->partition, in->offset, 0), 0);
+    return emit_state(r, g, g->state, 0, 0, rec->ts, r->cur_id, 0);
 }
 
 /* ---- panes (TUMBLING, HOPPING) ------------------------------------------------ */
@@ -386,10 +384,16 @@ static int panes_push(eng_rule *r, const record *rec, const rec_value *gv, uint6
     if (!g)
         return rc;
     /* Closed windows still within lateness: note what they were. */
-    uint32_t n_late = 0;
-    int64_t late_s[64];
-    uint32_t late_rev[64];
-    for (int64_t s = s_lo; s <= s_hi && s < r->next_close && n_late < 64; s += adv) {
+    uint32_t n_late = 0, max_late = (uint32_t)(size / adv) + 1;
+    int64_t *late_s = NULL;
+    uint32_t *late_rev = NULL;
+    if (s_lo < r->next_close) {
+        late_s = arena_alloc(&r->scratch, max_late * sizeof(int64_t));
+        late_rev = arena_alloc(&r->scratch, max_late * sizeof(uint32_t));
+        if (!late_s || !late_rev)
+            return eng_fail_mem(r);
+    }
+    for (int64_t s = s_lo; s <= s_hi && s < r->next_close && n_late < max_late; s += adv) {
         if (s + size + r->lateness <= r->wm)
             continue;
         eng_rev *rv = rev_find(g, s);
@@ -633,9 +637,7 @@ static int sliding_push(eng_rule *r, const record *rec, const rec_value *gv, uin
         }
         st = t;
     }
-    const eng_input_rec *in = r->cur;
-    uint64_t id = eng_id_window(ts - size, ts, g->vals, g->n_vals, 0) ^
-                  eng_id_record(in->input, in->partition, in->offset, 0);
+    uint64_t id = eng_id_window(ts - size, ts, g->vals, g->n_vals, 0) ^ r->cur_id;
     if ((rc = emit_state(r, g, st, ts - size, ts, ts, id, 0)))
         return rc;
     /* Rows no accepted record can see any more. */
@@ -858,15 +860,22 @@ int eng_window_push(eng_rule *r, const record *rec, const rec_value *pre)
 {
     sql_row row;
     eng_record_row(r, rec, r->cur->input, &row, pre);
-    arena *a = &r->scratch;
     sql_eval_error ee = {{0}};
     if (r->sel->where) {
         sql_tri t;
-        if (sql_eval_cond(r->sel->where, &row, &t, a, &ee))
+        if (sql_eval_cond(r->sel->where, &row, &t, &r->scratch, &ee))
             return eval_fail(r, &ee);
         if (t != SQL_TRUE)
             return WEIR_OK;
     }
+    return eng_window_push_row(r, &row, rec);
+}
+
+int eng_window_push_row(eng_rule *r, const sql_row *rowp, const record *rec)
+{
+    const sql_row row = *rowp;
+    arena *a = &r->scratch;
+    sql_eval_error ee = {{0}};
     rec_value *gv = arena_alloc(a, (r->n_group + 1) * sizeof(rec_value));
     if (!gv)
         return eng_fail_mem(r);

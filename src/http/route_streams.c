@@ -476,8 +476,9 @@ static json_t *page_build(stream *st, const history_range *hr, const history_cur
                  (unsigned long long)last->offset);
         cur = json_string(c);
     }
-    json_t *body = json_pack("{s:o, s:o, s:b}", "records", pc.arr, "next_cursor", cur, "more",
-                             more);
+    /* read_ns: when the node read the page (T4 of a poll, for `weir probe`). */
+    json_t *body = json_pack("{s:o, s:o, s:b, s:I}", "records", pc.arr, "next_cursor", cur,
+                             "more", more, "read_ns", (json_int_t)weir_wall_ns());
     if (!body)
         *status = WEIR_ENOMEM;
     return body;

@@ -17,6 +17,7 @@
 #include "http/server.h"
 #include "ingest/ingest.h"
 #include "metrics/metrics.h"
+#include "mqtt/broker.h"
 
 #include <uv.h>
 
@@ -35,6 +36,12 @@ typedef struct http_api_ctx {
     int jobs;           /* history queries running on the thread pool */
     void (*on_jobs_idle)(void *arg); /* called once jobs drops to 0 (shutdown) */
     void *idle_arg;
+    const char *node_name;  /* this node's name among its peers (config node.name) */
+    const char *node_peers; /* config node.peers: "name=url,..." */
+    mqtt_broker *broker; /* for GET /api/v1/clients and the overview; NULL answers 503 */
+    const char *web_root; /* http.web_root: dashboard files from disk first (development) */
+    struct live *live;  /* live feeds (http/live.h); NULL answers 503 */
+    struct probe_results *probe_results; /* latest `weir probe` results (route_probe.c) */
 } http_api_ctx;
 
 /* route_health.c */
@@ -58,6 +65,31 @@ void http_route_stream_group_get(http_request *r, http_response *w, void *ctx);
 void http_route_stream_group_commit(http_request *r, http_response *w, void *ctx);
 /* route_query.c: POST /api/v1/query, a SQL history query. */
 void http_route_query(http_request *r, http_response *w, void *ctx);
+/* route_usvc.c: the μ-service rule-template API (docs/api.md, "Rule
+ * templates"): POST /api/install, /api/uninstall, /api/start, /api/stop,
+ * /api/move; GET /api/jobs. */
+void http_route_usvc_install(http_request *r, http_response *w, void *ctx);
+void http_route_usvc_uninstall(http_request *r, http_response *w, void *ctx);
+void http_route_usvc_start(http_request *r, http_response *w, void *ctx);
+void http_route_usvc_stop(http_request *r, http_response *w, void *ctx);
+void http_route_usvc_move(http_request *r, http_response *w, void *ctx);
+void http_route_usvc_jobs(http_request *r, http_response *w, void *ctx);
+/* route_static.c: the embedded dashboard (index.html at /, the rest at /assets/{file}). */
+void http_route_static_index(http_request *r, http_response *w, void *ctx);
+void http_route_static_asset(http_request *r, http_response *w, void *ctx);
+/* Answers with the embedded file `name` (e.g. "login.html" for a GET /login
+ * route), with the same headers; 404 when there is none. */
+void http_static_serve(http_request *r, http_response *w, void *ctx, const char *name);
+/* route_clients.c: GET /api/v1/clients, the connected MQTT clients. */
+void http_route_clients(http_request *r, http_response *w, void *ctx);
+/* route_overview.c: GET /api/v1/overview, the dashboard's node summary. */
+void http_route_overview(http_request *r, http_response *w, void *ctx);
+/* route_probe.c: the latest results of `weir probe` (memory + catalog kv). */
+typedef struct probe_results probe_results;
+probe_results *probe_results_new(catalog *cat);
+void probe_results_free(probe_results *pr);
+void http_route_probe_results_post(http_request *r, http_response *w, void *ctx);
+void http_route_probe_results_get(http_request *r, http_response *w, void *ctx);
 /* Answers every waiting long poll; call before the stream store closes. */
 void http_streams_shutdown(http_api_ctx *api);
 

@@ -50,6 +50,7 @@
 #include "http/status.h"
 
 #include <libwebsockets.h>
+#include <openssl/ssl.h>
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -70,6 +71,7 @@
 #define HTTP_ACCEPT_BATCH    64         /* accepts per poll wake-up, to stay fair */
 #define HTTP_MAX_LWS_HANDLES 8          /* static uv handles lws adds at creation */
 #define HTTP_DEFAULT_MAX     (1u << 20) /* default max_body and max_ws_outbuf */
+#define HTTP_WS_MAX_TEXT_IN  (64u << 10) /* a text message received (message mode) */
 
 typedef struct http_conn http_conn;
 
@@ -109,6 +111,22 @@ struct http_ws {
     int drained;  /* closing and nothing left to send: close_timer closes it */
     int killed;   /* close_timer has started lws's close */
     int closed;   /* on_close has been called */
+    /* Message mode (ep->text): out holds [u32 length][bytes] per message. */
+    size_t msg_off;          /* bytes of the head message already written */
+    weir_buf in;             /* a text message being reassembled */
+    int close_code;          /* 0: 1000 without a reason */
+    char close_reason[124];  /* at most 123 bytes, as RFC 6455 allows */
+};
+
+struct http_stream {
+    http_conn *conn;
+    weir_buf out;   /* [u32 length][bytes] per write not yet sent, bounded by max_buffered */
+    size_t msg_off; /* bytes of the head write already sent */
+    void (*on_drain)(void *user);
+    void (*on_close)(void *user);
+    void *user;
+    int closing; /* http_stream_close: drain, then close */
+    int closed;  /* on_close has been called */
 };
 
 struct http_later {
@@ -123,6 +141,8 @@ struct http_conn {
     char peer[INET6_ADDRSTRLEN + 8]; /* "ip:port", filled on first use */
     const http_ws_endpoint *ep;      /* endpoint chosen at upgrade */
     http_ws *ws;                     /* set once the WebSocket is open */
+    http_stream *stream;             /* a streaming response (SSE), or NULL */
+    int in_open;                     /* inside on_open: http_ws_query works */
     http_request req;
     http_response resp;
 };
@@ -160,7 +180,7 @@ static const char *const http__method_names[] = {
 };
 #define HTTP_N_METHODS (sizeof(http__method_names) / sizeof(http__method_names[0]))
 
-static wlog_limit http__lim_accept, http__lim_lws, http__lim_bug;
+static wlog_limit http__lim_accept, http__lim_lws, http__lim_bug, http__lim_cert;
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
@@ -259,8 +279,24 @@ static void http__ws_finish(http_conn *c)
         ws->ep->on_close(ws->user);
     }
     buf_free(&ws->out);
+    buf_free(&ws->in);
     free(ws);
     c->ws = NULL;
+}
+
+/* Calls the stream's on_close once, then frees it. */
+static void http__stream_finish(http_conn *c)
+{
+    http_stream *st = c->stream;
+    if (!st)
+        return;
+    if (!st->closed) {
+        st->closed = 1;
+        st->on_close(st->user);
+    }
+    buf_free(&st->out);
+    free(st);
+    c->stream = NULL;
 }
 
 static void http__conn_free(http_conn *c)
@@ -269,6 +305,7 @@ static void http__conn_free(http_conn *c)
     if (c->later)
         c->later->w = NULL; /* its owner finds the client gone */
     http__ws_finish(c);
+    http__stream_finish(c);
     http__request_reset(&c->req);
     http__response_reset(&c->resp);
     if (c->prev)
@@ -421,9 +458,8 @@ const uint8_t *http_req_body(const http_request *r, size_t *len)
  * and with '+' as space; fragment i is looked at until one is missing (lws
  * reports an empty fragment, from "&&", as missing too, which ends the scan
  * early; nobody sends that on purpose). */
-const char *http_req_query(const http_request *r, const char *name, char *buf, size_t len)
+static const char *http__query(struct lws *wsi, const char *name, char *buf, size_t len)
 {
-    struct lws *wsi = r->conn->wsi;
     size_t nlen = strlen(name);
     for (int i = 0;; i++) {
         int flen = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
@@ -441,6 +477,11 @@ const char *http_req_query(const http_request *r, const char *name, char *buf, s
         if (match)
             return found;
     }
+}
+
+const char *http_req_query(const http_request *r, const char *name, char *buf, size_t len)
+{
+    return http__query(r->conn->wsi, name, buf, len);
 }
 
 /* Known headers are parsed by lws into token slots whose names are like
@@ -621,7 +662,7 @@ static int http__write_headers(struct lws *wsi, http_response *w)
         rc = lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
                                           (const unsigned char *)w->content_type, (int)ctlen, &p,
                                           end);
-    if (!rc)
+    if (!rc && !w->conn->stream)
         rc = lws_add_http_header_content_length(wsi, http__body_len(w), &p, end);
     /* Extra headers: "name:\0value\0" pairs (no bytes, no data pointer). */
     const char *h = (const char *)buf_head(&w->headers);
@@ -635,7 +676,7 @@ static int http__write_headers(struct lws *wsi, http_response *w)
                                          (const unsigned char *)v, (int)vl, &p, end);
         off += nl + 1 + vl + 1;
     }
-    if (!rc && w->close_after)
+    if (!rc && (w->close_after || w->conn->stream))
         rc = lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
                                           5, &p, end);
     if (!rc)
@@ -656,11 +697,60 @@ static int http__transaction_done(http_conn *c)
     return lws_http_transaction_completed(c->wsi) ? -1 : 0;
 }
 
+/* A streaming response: the headers once, then chunks of the out buffer as
+ * the socket takes them; returning -1 once closing and drained closes the
+ * connection (lws has flushed everything before it calls WRITEABLE). */
+static int http__stream_writeable(struct lws *wsi, http_conn *c)
+{
+    http_response *w = &c->resp;
+    http_stream *st = c->stream;
+    if (!w->headers_sent) {
+        if (http__write_headers(wsi, w))
+            return -1;
+        w->headers_sent = 1;
+        /* lws keeps a pending timeout on a connection that is answering
+         * (its default 5 s); a stream that may stay idle for hours must not
+         * be cut by it. http_stream_close sets its own deadline. */
+        if (!st->closing)
+            lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+    } else if (buf_used(&st->out) >= 4) {
+        /* Writes are kept whole in the buffer (a length before each) so that
+         * a discard never cuts one; several small ones go out together. */
+        uint8_t *p = c->srv->ws_scratch + LWS_PRE;
+        size_t n = 0;
+        while (buf_used(&st->out) >= 4 && n < HTTP_CHUNK) {
+            uint32_t total;
+            memcpy(&total, buf_head(&st->out), 4);
+            size_t left = total - st->msg_off, k = HTTP_CHUNK - n < left ? HTTP_CHUNK - n : left;
+            memcpy(p + n, buf_head(&st->out) + 4 + st->msg_off, k);
+            n += k;
+            st->msg_off += k;
+            if (st->msg_off < total)
+                break;
+            buf_consume(&st->out, 4 + (size_t)total);
+            st->msg_off = 0;
+        }
+        if (lws_write(wsi, p, n, LWS_WRITE_HTTP) < (int)n)
+            return -1;
+    }
+    if (buf_used(&st->out)) {
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (st->closing)
+        return -1;
+    if (st->on_drain && !st->closed)
+        st->on_drain(st->user);
+    return 0;
+}
+
 static int http__on_http_writeable(struct lws *wsi, http_conn *c, void *in, size_t len)
 {
     http_response *w = &c->resp;
     if (!w->responded)
         return 0; /* spurious: nothing to send yet */
+    if (c->stream)
+        return http__stream_writeable(wsi, c);
     if (!w->headers_sent) {
         if (http__write_headers(wsi, w))
             return -1;
@@ -828,9 +918,159 @@ void http_ws_close(http_ws *ws)
     http_ws_kick(ws);
 }
 
+int http_ws_send_text(http_ws *ws, const void *msg, size_t len)
+{
+    if (!ws->ep->text || ws->closing || ws->closed || len > UINT32_MAX)
+        return WEIR_EINVAL;
+    int rc = buf_reserve(&ws->out, 4 + len);
+    if (rc)
+        return rc;
+    uint32_t n = (uint32_t)len;
+    memcpy(buf_tail(&ws->out), &n, 4);
+    memcpy(buf_tail(&ws->out) + 4, msg, len);
+    buf_commit(&ws->out, 4 + len);
+    http_ws_kick(ws);
+    return WEIR_OK;
+}
+
+size_t http_ws_buffered(const http_ws *ws)
+{
+    return buf_used(&ws->out);
+}
+
+void http_ws_discard(http_ws *ws)
+{
+    if (ws->msg_off && buf_used(&ws->out) >= 4) {
+        uint32_t n;
+        memcpy(&n, buf_head(&ws->out), 4);
+        ws->out.len = ws->out.off + 4 + n; /* keep the message half sent */
+    } else {
+        buf_reset(&ws->out);
+        ws->msg_off = 0;
+    }
+}
+
+void http_ws_close_reason(http_ws *ws, int code, const char *reason)
+{
+    if (ws->closing || ws->closed)
+        return;
+    ws->close_code = code;
+    size_t n = reason ? strlen(reason) : 0;
+    if (n > sizeof(ws->close_reason) - 1)
+        n = sizeof(ws->close_reason) - 1;
+    memcpy(ws->close_reason, reason ? reason : "", n);
+    ws->close_reason[n] = '\0';
+    lws_set_timeout(ws->conn->wsi, PENDING_TIMEOUT_USER_OK, HTTP_CLOSE_DEADLINE);
+    http_ws_close(ws);
+}
+
+const char *http_ws_query(http_ws *ws, const char *name, char *buf, size_t len)
+{
+    if (!ws->conn->in_open)
+        return NULL;
+    return http__query(ws->conn->wsi, name, buf, len);
+}
+
+http_stream *http_respond_stream(http_response *w, int status, const char *content_type,
+                                 size_t max_buffered, void (*on_drain)(void *user),
+                                 void (*on_close)(void *user), void *user)
+{
+    if (w->responded || w->conn->stream)
+        return NULL;
+    http_stream *st = calloc(1, sizeof(*st));
+    if (!st) {
+        http_respond_error(w, WEIR_ENOMEM, NULL);
+        return NULL;
+    }
+    if (http__respond_begin(w, status, content_type)) {
+        free(st);
+        return NULL;
+    }
+    st->conn = w->conn;
+    buf_init(&st->out, max_buffered ? max_buffered : HTTP_DEFAULT_MAX);
+    st->on_drain = on_drain;
+    st->on_close = on_close;
+    st->user = user;
+    w->conn->stream = st;
+    w->close_after = 1;
+    lws_callback_on_writable(w->conn->wsi);
+    return st;
+}
+
+int http_stream_write(http_stream *st, const void *data, size_t len)
+{
+    if (st->closing || st->closed || len > UINT32_MAX)
+        return WEIR_EINVAL;
+    int rc = buf_reserve(&st->out, 4 + len);
+    if (rc)
+        return rc;
+    uint32_t n = (uint32_t)len;
+    memcpy(buf_tail(&st->out), &n, 4);
+    memcpy(buf_tail(&st->out) + 4, data, len);
+    buf_commit(&st->out, 4 + len);
+    lws_callback_on_writable(st->conn->wsi);
+    return WEIR_OK;
+}
+
+size_t http_stream_buffered(const http_stream *st)
+{
+    return buf_used(&st->out);
+}
+
+void http_stream_discard(http_stream *st)
+{
+    if (st->msg_off && buf_used(&st->out) >= 4) {
+        uint32_t n;
+        memcpy(&n, buf_head(&st->out), 4);
+        st->out.len = st->out.off + 4 + n; /* keep the write half sent */
+    } else {
+        buf_reset(&st->out);
+        st->msg_off = 0;
+    }
+}
+
+void http_stream_close(http_stream *st)
+{
+    if (st->closing || st->closed)
+        return;
+    st->closing = 1;
+    lws_set_timeout(st->conn->wsi, PENDING_TIMEOUT_USER_OK, HTTP_CLOSE_DEADLINE);
+    lws_callback_on_writable(st->conn->wsi);
+}
+
 const char *http_ws_peer(http_ws *ws)
 {
     return http__conn_peer(ws->conn);
+}
+
+static const char *http__tls_cn(http_conn *c, char *buf, size_t len)
+{
+    if (!c->srv->cfg.tls_cert || !*c->srv->cfg.tls_cert || !c->wsi || len < 2)
+        return NULL;
+    size_t cap = len - 1 < 255 ? len - 1 : 255;
+    union lws_tls_cert_info_results *ir =
+        calloc(1, sizeof(*ir) + 256); /* buf[] of the union is a flexible tail */
+    if (!ir)
+        return NULL;
+    const char *out = NULL;
+    if (!lws_tls_peer_cert_info(c->wsi, LWS_TLS_CERT_INFO_COMMON_NAME, ir, cap) &&
+        ir->ns.len > 0 && (size_t)ir->ns.len <= cap) {
+        memcpy(buf, ir->ns.name, (size_t)ir->ns.len);
+        buf[ir->ns.len] = '\0';
+        out = buf;
+    }
+    free(ir);
+    return out;
+}
+
+const char *http_ws_tls_cn(http_ws *ws, char *buf, size_t len)
+{
+    return http__tls_cn(ws->conn, buf, len);
+}
+
+const char *http_req_tls_cn(const http_request *r, char *buf, size_t len)
+{
+    return http__tls_cn(r->conn, buf, len);
 }
 
 static const http_ws_endpoint *http__find_endpoint(const http_server *s, const char *path)
@@ -893,8 +1133,11 @@ static int http__on_established(struct lws *wsi, http_conn *c, void *in, size_t 
     ws->conn = c;
     ws->ep = c->ep;
     buf_init(&ws->out, s->cfg.max_ws_outbuf);
+    buf_init(&ws->in, HTTP_WS_MAX_TEXT_IN);
     c->ws = ws;
+    c->in_open = 1;
     ws->user = c->ep->on_open(s->ctx, ws);
+    c->in_open = 0;
     if (!ws->user) {
         ws->closed = 1; /* refused: no on_close for a connection never opened */
         http__ws_finish(c);
@@ -908,6 +1151,24 @@ static int http__on_receive(struct lws *wsi, http_conn *c, void *in, size_t len)
     http_ws *ws = c->ws;
     if (!ws || ws->closed)
         return 0;
+    if (ws->ep->text) {
+        if (lws_frame_is_binary(wsi)) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+                             (unsigned char *)"text frames only", 16);
+            return -1;
+        }
+        if (buf_append(&ws->in, in, len)) {
+            lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                             (unsigned char *)"message too large", 17);
+            return -1;
+        }
+        if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+            ws->ep->on_data(ws->user, buf_head(&ws->in), buf_used(&ws->in));
+            if (c->ws == ws) /* on_data may not free it, but be sure */
+                buf_reset(&ws->in);
+        }
+        return 0;
+    }
     if (!lws_frame_is_binary(wsi)) {
         lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
                          (unsigned char *)"binary frames only", 18);
@@ -936,10 +1197,50 @@ static void http__on_close_timer(uv_timer_t *t)
         next = c->next; /* the kill may free c */
         if (c->ws && c->ws->drained && !c->ws->killed && !c->ws->closed) {
             c->ws->killed = 1;
-            lws_close_reason(c->wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+            if (c->ws->close_code)
+                lws_close_reason(c->wsi, (enum lws_close_status)c->ws->close_code,
+                                 (unsigned char *)c->ws->close_reason,
+                                 strlen(c->ws->close_reason));
+            else
+                lws_close_reason(c->wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
             lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_SYNC);
         }
     }
+}
+
+/* Message mode: one frame of up to HTTP_CHUNK bytes of the head message per
+ * callback; a longer message goes out as a text frame without FIN followed
+ * by continuation frames. */
+static int http__text_writeable(struct lws *wsi, http_conn *c, http_ws *ws)
+{
+    if (buf_used(&ws->out) >= 4) {
+        uint32_t total;
+        memcpy(&total, buf_head(&ws->out), 4);
+        size_t left = total - ws->msg_off;
+        size_t n = left < HTTP_CHUNK ? left : HTTP_CHUNK;
+        int kind = ws->msg_off ? LWS_WRITE_CONTINUATION : LWS_WRITE_TEXT;
+        if (n < left)
+            kind |= LWS_WRITE_NO_FIN;
+        uint8_t *p = c->srv->ws_scratch + LWS_PRE;
+        memcpy(p, buf_head(&ws->out) + 4 + ws->msg_off, n);
+        if (lws_write(wsi, p, n, (enum lws_write_protocol)kind) < (int)n)
+            return -1;
+        ws->msg_off += n;
+        if (ws->msg_off == total) {
+            buf_consume(&ws->out, 4 + (size_t)total);
+            ws->msg_off = 0;
+        }
+        if (buf_used(&ws->out) || ws->closing)
+            lws_callback_on_writable(wsi);
+        else if (ws->ep->on_drain)
+            ws->ep->on_drain(ws->user);
+        return 0;
+    }
+    if (ws->closing && !ws->drained) {
+        ws->drained = 1;
+        uv_timer_start(&c->srv->close_timer, http__on_close_timer, 0, 0);
+    }
+    return 0;
 }
 
 /* Sends one frame of up to HTTP_CHUNK bytes per callback, copied behind the
@@ -951,6 +1252,8 @@ static int http__on_ws_writeable(struct lws *wsi, http_conn *c, void *in, size_t
     http_ws *ws = c->ws;
     if (!ws || ws->closed)
         return 0;
+    if (ws->ep->text)
+        return http__text_writeable(wsi, c, ws);
     size_t used = buf_used(&ws->out);
     if (used) {
         size_t n = used < HTTP_CHUNK ? used : HTTP_CHUNK;
@@ -1008,6 +1311,18 @@ static int http__lws_cb(struct lws *wsi, enum lws_callback_reasons reason, void 
         if (c)
             http__conn_free(c);
         return 0;
+    }
+    /* lws turns our return into the verify verdict (0 = accept): give it
+     * OpenSSL's own (len is preverify_ok), so untrusted or expired client
+     * certificates fail the handshake. */
+    if (reason == LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION) {
+        if (!len && user) {
+            X509_STORE_CTX *xs = user;
+            wlog_limited(&http__lim_cert, WLOG_WARN, "http", "client_cert_refused",
+                         "depth=%d error=\"%s\"", X509_STORE_CTX_get_error_depth(xs),
+                         X509_verify_cert_error_string(X509_STORE_CTX_get_error(xs)));
+        }
+        return len ? 0 : 1;
     }
     if ((size_t)reason >= sizeof(http__reasons) / sizeof(http__reasons[0]) ||
         !http__reasons[reason])
@@ -1191,10 +1506,9 @@ static uv_handle_t **http__loop_handles(uv_loop_t *loop, size_t *n)
 }
 
 /* Creates the lws context on the foreign loop and notes the handles it added
- * (see the teardown notes at the top). TLS goes here later: the vhost gets
- * ssl_cert_filepath / ssl_private_key_filepath and
- * LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT, and lws_adopt_socket_vhost already
- * allows TLS on adopted sockets of a TLS vhost. */
+ * (see the teardown notes at the top). With TLS the vhost gets the
+ * certificate files and options, and lws_adopt_socket_vhost then runs a TLS
+ * handshake on every adopted socket. */
 static int http__create_lws(http_server *s)
 {
     void *loops[1] = {s->loop};
@@ -1212,6 +1526,24 @@ static int http__create_lws(http_server *s)
      * bearer tokens; past the limit lws drops the connection without an
      * answer (logging "Ran out of header data space"). */
     info.max_http_header_data = 8192;
+    if (s->cfg.tls_cert && *s->cfg.tls_cert) {
+        const char *vc = s->cfg.tls_verify_client;
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = s->cfg.tls_cert;
+        info.ssl_private_key_filepath = s->cfg.tls_key;
+        if (s->cfg.tls_ca && *s->cfg.tls_ca)
+            info.ssl_ca_filepath = s->cfg.tls_ca;
+        if (vc && !strcmp(vc, "require"))
+            info.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT;
+        else if (vc && !strcmp(vc, "optional"))
+            info.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT |
+                            LWS_SERVER_OPTION_PEER_CERT_NOT_REQUIRED;
+        info.ssl_cipher_list = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL";
+        info.ssl_options_set = (long)(SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 | SSL_OP_NO_RENEGOTIATION |
+                                      SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+        if (s->cfg.tls_min_version && !strcmp(s->cfg.tls_min_version, "1.3"))
+            info.ssl_options_set |= (long)SSL_OP_NO_TLSv1_2;
+    }
 
     size_t n_before = 0, n_after = 0;
     uv_handle_t **before = http__loop_handles(s->loop, &n_before);
@@ -1303,6 +1635,15 @@ fail_memory:
     return NULL;
 }
 
+int http_server_reload_tls(http_server *s)
+{
+    if (!s || !s->lws || !s->cfg.tls_cert || !*s->cfg.tls_cert)
+        return WEIR_EINVAL;
+    if (lws_tls_cert_updated(s->lws, s->cfg.tls_cert, s->cfg.tls_key, NULL, 0, NULL, 0))
+        return WEIR_EIO;
+    return WEIR_OK;
+}
+
 int http_server_port(const http_server *s)
 {
     return s->port;
@@ -1325,6 +1666,10 @@ void http_server_stop(http_server *s)
         if (c->ws && !c->ws->closed) {
             c->ws->closed = 1;
             c->ws->ep->on_close(c->ws->user);
+        }
+        if (c->stream && !c->stream->closed) {
+            c->stream->closed = 1;
+            c->stream->on_close(c->stream->user);
         }
     }
     /* First destroy: closes every wsi and starts closing lws's handles. */

@@ -44,8 +44,16 @@
  * closing), then the caller runs the loop until it is idle, then
  * http_server_free. After that, uv_loop_close on the loop returns 0.
  *
- * TLS will come through the same door: the vhost gets the certificate and
- * accepted sockets are adopted with TLS allowed (see http__create_lws).
+ * TLS: with tls_cert set the vhost is a TLS vhost (lws's OpenSSL backend)
+ * and every adopted socket is TLS (HTTPS, and WSS for the WebSocket
+ * endpoints); the policy is the one of net/tls.h (TLS 1.2+, ECDHE AEAD
+ * suites for 1.2). Client certificates are verified by OpenSSL against
+ * tls_ca; lws would accept any certificate unless its verify callback says
+ * no, so http__lws_cb answers LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_-
+ * VERIFICATION with OpenSSL's verdict. http_server_reload_tls loads the
+ * certificate and key files again into the vhost's SSL_CTX
+ * (lws_tls_cert_updated): new handshakes use them, established connections
+ * are not touched. The CA file is not reloaded (a restart is needed).
  */
 #ifndef WEIR_HTTP_SERVER_H
 #define WEIR_HTTP_SERVER_H
@@ -58,6 +66,10 @@
 #include <uv.h>
 
 typedef struct http_server http_server;
+
+/* Seconds a peer has to read what was queued before a close the server
+ * started (http_ws_close_reason, http_stream_close); then it is dropped. */
+#define HTTP_CLOSE_DEADLINE 10
 
 /* ------------------------------------------------------------------------ */
 /* Requests                                                                 */
@@ -157,6 +169,13 @@ typedef struct http_ws_endpoint {
     /* Called once when the connection ends for any reason, including
      * http_server_stop; the http_ws is gone when it returns. */
     void (*on_close)(void *user);
+    /* Message mode (the live feeds): the endpoint sends whole text messages
+     * with http_ws_send_text, each one WebSocket message (fragmented into
+     * frames of HTTP_CHUNK bytes on the wire); text frames received are
+     * reassembled into messages of up to 64 KiB and passed to on_data once
+     * per message (a longer one closes with 1009). Binary frames still close
+     * with 1003. Byte-stream endpoints (MQTT) leave it 0. */
+    int text;
 } http_ws_endpoint;
 
 /* Bytes appended here are sent as binary frames after http_ws_kick. The
@@ -172,6 +191,63 @@ void http_ws_close(http_ws *ws);
 /* "ip:port" of the client. */
 const char *http_ws_peer(http_ws *ws);
 
+/* The subject CN of the client certificate verified by the TLS handshake,
+ * copied into buf, or NULL (no TLS, no certificate, or it does not fit). */
+const char *http_ws_tls_cn(http_ws *ws, char *buf, size_t len);
+const char *http_req_tls_cn(const http_request *r, char *buf, size_t len);
+/* Message mode (endpoint.text): queues one text message (copied). WEIR_EFULL
+ * when it would take the queued bytes past max_ws_outbuf (nothing queued;
+ * the endpoint decides: the live feeds disconnect a slow consumer). */
+int http_ws_send_text(http_ws *ws, const void *msg, size_t len);
+
+/* Bytes queued and not yet handed to the socket (message mode: including the
+ * 4-byte length of each message). */
+size_t http_ws_buffered(const http_ws *ws);
+
+/* Message mode: drops every queued message that has not started going out
+ * (a message half sent is kept, so the stream of frames stays valid). */
+void http_ws_discard(http_ws *ws);
+
+/* Like http_ws_close, with a close code (1000..4999) and a reason (UTF-8, cut
+ * at 123 bytes) in the close frame. A peer that does not read what is queued
+ * within HTTP_CLOSE_DEADLINE seconds is dropped without the frame. */
+void http_ws_close_reason(http_ws *ws, int code, const char *reason);
+
+/* The decoded query parameter of the upgrade request ("/x?stream=a"), like
+ * http_req_query. Only valid during on_open (lws frees the request headers
+ * afterwards); NULL elsewhere or when absent. */
+const char *http_ws_query(http_ws *ws, const char *name, char *buf, size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* Streaming responses (Server-Sent Events)                                 */
+/* ------------------------------------------------------------------------ */
+
+/* A response whose body is written over time and has no length: the headers
+ * go out with "Connection: close" and no Content-Length, then whatever the
+ * handler writes, until either side closes. The handler calls
+ * http_respond_stream instead of a respond call. The out buffer is bounded
+ * by max_buffered: a write past it fails with WEIR_EFULL and the handler
+ * decides (discard and close with a last word, for a slow consumer).
+ *
+ * on_drain (optional) runs when everything queued has gone to the socket;
+ * on_close runs once when the connection ends for any reason (the client
+ * left, http_stream_close finished, http_server_stop); the http_stream is
+ * invalid when it returns. Returns NULL (and answers 500) on OOM. */
+typedef struct http_stream http_stream;
+http_stream *http_respond_stream(http_response *w, int status, const char *content_type,
+                                 size_t max_buffered, void (*on_drain)(void *user),
+                                 void (*on_close)(void *user), void *user);
+/* Queues one write (copied; 4 bytes of bookkeeping each count against the
+ * bound). Writes are never cut by a discard: one SSE event per write. */
+int http_stream_write(http_stream *st, const void *data, size_t len); /* WEIR_EFULL */
+size_t http_stream_buffered(const http_stream *st);
+/* Drops the queued writes that have not started going out (one half sent
+ * is finished first). */
+void http_stream_discard(http_stream *st);
+/* Sends what is queued, then closes the connection (a peer that does not read
+ * within HTTP_CLOSE_DEADLINE seconds is dropped). on_close follows. */
+void http_stream_close(http_stream *st);
+
 /* ------------------------------------------------------------------------ */
 /* Server                                                                   */
 /* ------------------------------------------------------------------------ */
@@ -181,6 +257,13 @@ typedef struct http_config {
     int port;             /* 0 lets the kernel choose; see http_server_port */
     size_t max_body;      /* largest request body accepted; 0 means 1 MiB */
     size_t max_ws_outbuf; /* bound of each WebSocket out buffer; 0 means 1 MiB */
+    /* TLS (HTTPS and WSS): off when tls_cert is NULL or "". The strings
+     * must outlive the server (they are read again on reload). */
+    const char *tls_cert;          /* PEM chain */
+    const char *tls_key;           /* PEM private key */
+    const char *tls_ca;            /* PEM CA for client certificates, or NULL */
+    const char *tls_min_version;   /* "1.2" (default) or "1.3" */
+    const char *tls_verify_client; /* "none" (default), "optional", "require" */
 } http_config;
 
 /* Starts listening. routes, eps and the strings in cfg must outlive the
@@ -194,6 +277,11 @@ http_server *http_server_start(uv_loop_t *loop, const http_config *cfg, const ht
 
 /* The port actually bound (useful with port 0). */
 int http_server_port(const http_server *s);
+
+/* Reloads the TLS certificate and key from their files for new
+ * connections. WEIR_OK, WEIR_EINVAL when TLS is off, WEIR_EIO when lws
+ * could not load them (the old ones stay in use). */
+int http_server_reload_tls(http_server *s);
 
 /* Stops accepting, calls on_close for every open WebSocket, closes all
  * connections and starts destroying the lws context. Must not be called from

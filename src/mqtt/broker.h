@@ -131,6 +131,12 @@ void mqtt_broker_free(mqtt_broker *b);
 mqtt_conn *mqtt_conn_open(mqtt_broker *b, const mqtt_transport *t, void *io, const char *peer,
                           bool loopback);
 
+/* For a TLS transport: the client presented a certificate that the TLS
+ * layer verified; cn (copied) is the identity it names. Call after
+ * mqtt_conn_open and before the first input. The CONNECT is then
+ * authenticated as that user without a password (see auth_authenticate). */
+int mqtt_conn_set_cert_identity(mqtt_conn *c, const char *cn);
+
 /* Bytes read from the connection, in order. */
 void mqtt_conn_input(mqtt_conn *c, const uint8_t *data, size_t len);
 
@@ -196,5 +202,32 @@ const mqtt_stats *mqtt_broker_stats(const mqtt_broker *b);
 void mqtt_broker_gauges(const mqtt_broker *b, mqtt_gauges *out);
 const char *mqtt_drop_name(mqtt_drop d);
 const char *mqtt_close_name(mqtt_close_reason r);
+
+/* ---- Introspection: the connected clients (GET /api/v1/clients) ----------
+ *
+ * mqtt_broker_foreach_client calls fn once per connection past CONNECT, in
+ * the broker's connection order, on the broker's thread. It reads counters
+ * the broker keeps anyway (nothing is added to the packet path), so its cost
+ * is one pass over the connections. The info and its strings are valid only
+ * during the call; fn must not call back into the broker. */
+typedef struct mqtt_client_info {
+    const char *client_id;
+    const char *peer;        /* "ip:port" */
+    bool loopback;
+    uint8_t version;         /* 3 (3.1), 4 (3.1.1) or 5 */
+    int64_t connected_ns;    /* wall clock of the CONNACK */
+    uint32_t keepalive_s;
+    uint32_t session_expiry_s;
+    uint64_t msgs_in;        /* PUBLISH received on this connection */
+    uint64_t msgs_out;       /* PUBLISH sent on this connection */
+    uint32_t queued;         /* deliveries waiting in the session queue */
+    uint32_t inflight;       /* QoS 1/2 sent and not yet acknowledged */
+    uint32_t n_subs;         /* subscriptions; read them with mqtt_client_sub */
+    const void *session_;    /* private: for mqtt_client_sub */
+} mqtt_client_info;
+typedef void (*mqtt_client_fn)(void *ctx, const mqtt_client_info *ci);
+void mqtt_broker_foreach_client(const mqtt_broker *b, mqtt_client_fn fn, void *ctx);
+/* The i-th subscription filter (i < n_subs) and its granted QoS, or NULL. */
+const char *mqtt_client_sub(const mqtt_client_info *ci, uint32_t i, uint8_t *qos);
 
 #endif

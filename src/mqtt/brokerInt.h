@@ -176,6 +176,7 @@ struct mqtt_conn {
     uint16_t alias_out_cap, alias_out_used;
     uint64_t msgs_in, msgs_out;
     mqtt_pending_ack *acks_head, *acks_tail; /* acknowledgements in order */
+    char *cert_identity;     /* CN of a verified client certificate, or NULL */
     struct mqtt_conn *prev, *next; /* broker connection list */
 };
 

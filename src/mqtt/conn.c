@@ -461,6 +461,16 @@ static void send_connack(mqtt_conn *c, bool present, const char *assigned,
     conn__send(c, &p);
 }
 
+int mqtt_conn_set_cert_identity(mqtt_conn *c, const char *cn)
+{
+    char *copy = cn ? strdup(cn) : NULL;
+    if (cn && !copy)
+        return WEIR_ENOMEM;
+    free(c->cert_identity);
+    c->cert_identity = copy;
+    return WEIR_OK;
+}
+
 static int handle_connect(mqtt_conn *c, const uint8_t *pkt, size_t len)
 {
     mqtt_broker *b = c->b;
@@ -600,6 +610,9 @@ static int handle_connect(mqtt_conn *c, const uint8_t *pkt, size_t len)
                  send_expiry);
     wlog_debug("mqtt", "connect", "client=\"%s\" peer=%s version=%u clean=%d keepalive=%u",
                s->client_id, c->peer, c->version, cp->clean_start, ka);
+    if (c->cert_identity)
+        wlog_info("mqtt", "connect_tls_identity", "client=\"%s\" peer=%s identity=\"%s\"",
+                  s->client_id, c->peer, c->cert_identity);
     if (present)
         session__resend(b, s);
     return WEIR_OK;
@@ -1142,6 +1155,7 @@ void mqtt_conn_closed(mqtt_conn *c)
             a->conn = NULL; /* freed by mqtt_broker_ingest_done */
     }
     msg_unref(c->will);
+    free(c->cert_identity);
     if (c->alias_in) {
         for (uint32_t i = 0; i <= b->cfg.topic_alias_maximum; i++)
             free((void *)c->alias_in[i].data);

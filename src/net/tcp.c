@@ -2,6 +2,7 @@
 #include "net/tcp.h"
 #include "base/err.h"
 #include "base/wlog.h"
+#include "net/tls.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -26,6 +27,9 @@ struct net_listener {
     net_conn *conns;            /* all connections */
     net_conn *dirty;            /* connections with bytes to write */
     size_t n_conns;
+    net_tls *tls;               /* NULL: plain TCP; else one reference */
+    net_tls_stats *tls_stats;   /* caller's counters, or NULL */
+    uint8_t *pbuf;              /* TLS: decrypted input (READ_BUF_SIZE) */
     uint8_t rbuf[READ_BUF_SIZE];
 };
 
@@ -41,6 +45,7 @@ struct net_conn {
     bool closing;               /* close requested: finish writing first */
     bool closed;                /* uv_close called */
     bool loopback;
+    net_tls_session *tls;       /* NULL for plain TCP */
     char peer[64];
     net_conn *prev, *next;      /* listener's list */
     net_conn *dnext;            /* dirty list */
@@ -48,9 +53,14 @@ struct net_conn {
 
 static void listener_maybe_free(net_listener *l)
 {
-    if (l->handles_open == 0 && l->n_conns == 0)
+    if (l->handles_open == 0 && l->n_conns == 0) {
+        net_tls_free(l->tls);
+        free(l->pbuf);
         free(l);
+    }
 }
+
+static wlog_limit tls_lim_fail;
 
 /* ---- Connections -------------------------------------------------------- */
 
@@ -77,6 +87,7 @@ static void conn_on_closed(uv_handle_t *h)
         l->h.on_close(user);
     buf_free(&c->out);
     buf_free(&c->wbuf);
+    net_tls_session_free(c->tls);
     free(c);
     if (l->closing)
         listener_maybe_free(l);
@@ -93,6 +104,17 @@ static void conn_shutdown(net_conn *c)
 
 static void conn_start_write(net_conn *c);
 
+/* Bytes that conn_start_write could send now. With TLS, plaintext waits in
+ * `out` until the handshake is done; ciphertext (handshake, alerts) waits in
+ * the session. */
+static bool conn_has_output(const net_conn *c)
+{
+    if (!c->tls)
+        return buf_used(&c->out) > 0;
+    return net_tls_session_pending(c->tls) > 0 ||
+           (buf_used(&c->out) > 0 && net_tls_session_ready(c->tls));
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     net_conn *c = req->data;
@@ -107,7 +129,7 @@ static void on_write(uv_write_t *req, int status)
         conn_shutdown(c);
         return;
     }
-    if (buf_used(&c->out)) {
+    if (conn_has_output(c)) {
         conn_start_write(c);
         return;
     }
@@ -119,16 +141,44 @@ static void on_write(uv_write_t *req, int status)
         c->l->h.on_drain(c->user);
 }
 
+/* TLS: encrypts everything queued in `out` (one SSL_write: what the
+ * protocol queued this iteration becomes as few records as possible) and
+ * moves the ciphertext into the idle wbuf. */
+static int conn_tls_fill(net_conn *c)
+{
+    if (buf_used(&c->out) && net_tls_session_ready(c->tls)) {
+        if (net_tls_session_write(c->tls, buf_head(&c->out), buf_used(&c->out)))
+            return WEIR_EPROTO;
+        if (c->out.cap > SHRINK_ABOVE)
+            buf_free(&c->out);
+        else
+            buf_reset(&c->out);
+    }
+    /* Closing: a close_notify follows the last records. */
+    if (c->closing && net_tls_session_ready(c->tls))
+        net_tls_session_close_notify(c->tls);
+    return net_tls_session_drain(c->tls, &c->wbuf) == WEIR_ENOMEM ? WEIR_ENOMEM : WEIR_OK;
+}
+
 static void conn_start_write(net_conn *c)
 {
-    if (c->writing || c->closed || !buf_used(&c->out))
+    if (c->writing || c->closed || !conn_has_output(c))
         return;
-    /* Swap: out becomes the in-flight buffer, the old one is reused for
-     * appending. Bytes never move while libuv writes them. */
-    weir_buf t = c->wbuf;
-    c->wbuf = c->out;
-    c->out = t;
-    buf_reset(&c->out);
+    if (c->tls) {
+        if (conn_tls_fill(c)) {
+            conn_shutdown(c);
+            return;
+        }
+        if (!buf_used(&c->wbuf))
+            return;
+    } else {
+        /* Swap: out becomes the in-flight buffer, the old one is reused for
+         * appending. Bytes never move while libuv writes them. */
+        weir_buf t = c->wbuf;
+        c->wbuf = c->out;
+        c->out = t;
+        buf_reset(&c->out);
+    }
     uv_buf_t b = uv_buf_init((char *)buf_head(&c->wbuf), (unsigned)buf_used(&c->wbuf));
     c->writing = true;
     c->wreq.data = c;
@@ -146,12 +196,68 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)c->l->rbuf, sizeof(c->l->rbuf));
 }
 
+/* TLS input: feed the ciphertext, then run the handshake and hand every
+ * decrypted byte to the protocol. A failed handshake is counted, logged
+ * (rate-limited) and closes the connection after sending OpenSSL's alert. */
+static void conn_tls_input(net_conn *c, const uint8_t *data, size_t n)
+{
+    net_listener *l = c->l;
+    if (net_tls_session_push(c->tls, data, n)) {
+        conn_shutdown(c);
+        return;
+    }
+    while (c->user && !c->closing && !c->closed) {
+        size_t got = 0;
+        int rc = net_tls_session_read(c->tls, l->pbuf, READ_BUF_SIZE, &got);
+        if (rc == NET_TLS_READY) {
+            const char *cn = net_tls_session_peer_cn(c->tls);
+            if (l->tls_stats) {
+                l->tls_stats->handshakes++;
+                if (cn)
+                    l->tls_stats->client_certs++;
+            }
+            wlog_debug("tls", "handshake", "peer=%s version=%s client_cn=\"%s\"", c->peer,
+                       net_tls_session_version(c->tls), cn ? cn : "");
+            if (l->h.on_secure)
+                l->h.on_secure(c->user, c);
+            continue;
+        }
+        if (rc == WEIR_OK) {
+            l->h.on_data(c->user, l->pbuf, got);
+            continue;
+        }
+        if (rc == WEIR_EAGAIN)
+            break;
+        if (rc == WEIR_EPROTO) {
+            if (!net_tls_session_ready(c->tls)) {
+                if (l->tls_stats)
+                    l->tls_stats->handshake_failures++;
+                wlog_limited(&tls_lim_fail, WLOG_WARN, "tls", "handshake_failed",
+                             "peer=%s error=\"%s\"", c->peer, net_tls_session_error(c->tls));
+            } else {
+                wlog_limited(&tls_lim_fail, WLOG_WARN, "tls", "record_error",
+                             "peer=%s error=\"%s\"", c->peer, net_tls_session_error(c->tls));
+            }
+        }
+        /* Error or close_notify: send what is pending (an alert), then close. */
+        c->closing = true;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        break;
+    }
+    if (conn_has_output(c) || c->closing)
+        net_conn_kick(c);
+}
+
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     net_conn *c = s->data;
     if (n > 0) {
-        if (c->user && !c->closing)
+        if (c->tls) {
+            if (!c->closing)
+                conn_tls_input(c, (const uint8_t *)buf->base, (size_t)n);
+        } else if (c->user && !c->closing) {
             c->l->h.on_data(c->user, (const uint8_t *)buf->base, (size_t)n);
+        }
         return;
     }
     if (n < 0)
@@ -191,7 +297,15 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     c->l = l;
     buf_init(&c->out, l->max_outbuf);
-    buf_init(&c->wbuf, l->max_outbuf);
+    /* Ciphertext is a little longer than the plaintext it carries (29 bytes
+     * per 16 KiB record at most): room for that, and for handshake data. */
+    buf_init(&c->wbuf, l->tls ? l->max_outbuf + l->max_outbuf / 256 + 65536 : l->max_outbuf);
+    if (l->tls && !(c->tls = net_tls_session_new(l->tls))) {
+        buf_free(&c->out);
+        buf_free(&c->wbuf);
+        free(c);
+        return;
+    }
     uv_tcp_init(l->loop, &c->tcp);
     c->tcp.data = c;
     c->next = l->conns;
@@ -222,7 +336,7 @@ static void on_check(uv_check_t *h)
         c->in_dirty = false;
         c->dnext = NULL;
         conn_start_write(c);
-        if (c->closing && !c->writing && !buf_used(&c->out))
+        if (c->closing && !c->writing && !conn_has_output(c))
             conn_shutdown(c);
     }
 }
@@ -262,14 +376,34 @@ bool net_conn_loopback(const net_conn *c)
 
 size_t net_conn_pending(const net_conn *c)
 {
-    return buf_used(&c->out) + buf_used(&c->wbuf);
+    return buf_used(&c->out) + buf_used(&c->wbuf) +
+           (c->tls ? net_tls_session_pending(c->tls) : 0);
+}
+
+const char *net_conn_tls_cn(const net_conn *c)
+{
+    return c->tls ? net_tls_session_peer_cn(c->tls) : NULL;
+}
+
+bool net_conn_is_tls(const net_conn *c)
+{
+    return c->tls != NULL;
+}
+
+void net_listener_set_tls(net_listener *l, net_tls *t)
+{
+    net_tls_free(l->tls);
+    l->tls = t;
 }
 
 /* ---- Listener ----------------------------------------------------------- */
 
 static void free_on_close(uv_handle_t *h)
 {
-    free(h->data);
+    net_listener *l = h->data;
+    net_tls_free(l->tls);
+    free(l->pbuf);
+    free(l);
 }
 
 net_listener *net_listen(uv_loop_t *loop, const net_config *cfg, const net_handler *h, void *ctx)
@@ -278,15 +412,27 @@ net_listener *net_listen(uv_loop_t *loop, const net_config *cfg, const net_handl
     if (uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr) &&
         uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&addr)) {
         wlog_error("net", "listen", "error=\"bad address\" host=%s", cfg->host);
+        net_tls_free(cfg->tls);
         return NULL;
     }
     net_listener *l = calloc(1, sizeof(*l));
-    if (!l)
+    if (!l) {
+        net_tls_free(cfg->tls);
         return NULL;
+    }
     l->loop = loop;
     l->h = *h;
     l->ctx = ctx;
     l->max_outbuf = cfg->max_outbuf;
+    if (cfg->tls) {
+        if (!(l->pbuf = malloc(READ_BUF_SIZE))) {
+            net_tls_free(cfg->tls);
+            free(l);
+            return NULL;
+        }
+        l->tls = cfg->tls;
+        l->tls_stats = cfg->tls_stats;
+    }
     uv_tcp_init(loop, &l->tcp);
     l->tcp.data = l;
     l->handles_open = 1;

@@ -12,6 +12,11 @@
  * alloc_cb, so it is never shared by two reads); the protocol layer copies
  * what it must keep.
  *
+ * TLS (a listener made with net_config.tls): the same two buffers hold the
+ * plaintext the protocol queued (`out`) and the ciphertext being written
+ * (`wbuf`); the flush encrypts all of `out` at once (tls.h). Reads are
+ * decrypted into a second per-listener buffer before on_data.
+ *
  * A connection is freed only in its close callback, after which on_close
  * has told the protocol layer. Who frees what: the listener owns its
  * connections; the protocol layer owns its `user` pointer.
@@ -20,6 +25,7 @@
 #define WEIR_NET_TCP_H
 
 #include "base/buf.h"
+#include "net/tls.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -37,6 +43,11 @@ typedef struct net_handler {
     void (*on_drain)(void *user);
     /* The connection is closed; `user` is not used by net/ afterwards. */
     void (*on_close)(void *user);
+    /* Optional, TLS listeners only: the handshake has completed. Comes
+     * after on_accept and before the first on_data, so the protocol knows
+     * the client certificate's identity (net_conn_tls_cn) before it reads
+     * a byte of the application protocol. */
+    void (*on_secure)(void *user, net_conn *c);
 } net_handler;
 
 typedef struct net_config {
@@ -44,6 +55,10 @@ typedef struct net_config {
     int port;               /* 0 picks a free port */
     size_t max_outbuf;      /* hard bound on each of out and wbuf */
     int backlog;
+    /* TLS (see tls.h): NULL for plain TCP. net_listen takes this reference
+     * (also when it fails). tls_stats is borrowed and may be NULL. */
+    net_tls *tls;
+    net_tls_stats *tls_stats;
 } net_config;
 
 /* Listens; on failure returns NULL and logs why. The handler table and ctx
@@ -67,5 +82,15 @@ const char *net_conn_peer(const net_conn *c);
 bool net_conn_loopback(const net_conn *c);
 /* Bytes accepted for sending and not yet written. */
 size_t net_conn_pending(const net_conn *c);
+
+/* TLS. net_conn_tls_cn is the subject CN of the client certificate the
+ * handshake verified, or NULL (plain TCP, no certificate, or before the
+ * handshake); valid as long as the connection. */
+bool net_conn_is_tls(const net_conn *c);
+const char *net_conn_tls_cn(const net_conn *c);
+/* Swaps a TLS listener's configuration (certificate reload): takes the
+ * reference t and drops the old one. Open connections keep the
+ * configuration they were accepted with; new ones get t. */
+void net_listener_set_tls(net_listener *l, net_tls *t);
 
 #endif

@@ -8,6 +8,7 @@
 #include "sql/eval.h"
 #include "sql/functions.h"
 #include "sql/parser.h"
+#include "sql/plan.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -22,7 +23,7 @@
 typedef struct agg_slot {
     const sql_node *node;
     const sql_agg *agg;
-    rec_value params[4];
+    rec_value params[SQL_PLAN_MAX_PARAMS];
     int n_params;
     size_t offset;
 } agg_slot;
@@ -185,14 +186,9 @@ static int check_expr(query *q, const sql_node *e, bool allow_agg, const char *w
                              "%s() keeps per-key state across records: it is only available "
                              "in continuous rules (CREATE RULE), not in history queries",
                              e->name);
-        if (!(is_name(e->name, "now") && e->n_kids == 0)) {
-            const sql_function *f = sql_function_find(e->name, strlen(e->name));
-            if (!f)
-                return fail_node(q, WEIR_EINVAL, e, "unknown function %s", e->name);
-            if ((int)e->n_kids < f->min_args || (int)e->n_kids > f->max_args)
-                return fail_node(q, WEIR_EINVAL, e, "%s takes %d to %d arguments, not %u",
-                                 f->name, f->min_args, f->max_args, e->n_kids);
-        }
+        char msg[160];
+        if (sql_plan_check_call(e, msg, sizeof(msg)))
+            return fail_node(q, WEIR_EINVAL, e, "%s", msg);
     }
     for (uint32_t i = 0; i < e->n_kids; i++) {
         int rc = check_expr(q, e->kids[i], allow_agg, where);
@@ -213,16 +209,14 @@ static int add_aggs(query *q, const sql_node *e)
     if (!e)
         return WEIR_OK;
     if (sql_node_is_agg(e)) {
-        const sql_agg *ag = e->star ? sql_agg_find("count_star", 10)
-                                    : sql_agg_find(e->name, strlen(e->name));
-        if (!ag)
-            return fail_node(q, WEIR_EINVAL, e, "unknown aggregate %s", e->name);
-        int n_params = (int)e->n_kids - ag->n_args;
-        if (e->star)
-            n_params = 0;
-        if (n_params < ag->min_params || n_params > ag->max_params || n_params > 4)
-            return fail_node(q, WEIR_EINVAL, e, "%s: wrong number of arguments (%u)", ag->name,
-                             e->n_kids);
+        sql_plan_agg pa;
+        const sql_node *bad = e;
+        char msg[160];
+        int prc = sql_plan_agg_resolve(e, &q->plan, &pa, &bad, msg, sizeof(msg));
+        if (prc == WEIR_EINVAL)
+            return fail_node(q, prc, bad, "%s", msg);
+        if (prc)
+            return fail_mem(q, &q->plan);
         if (q->n_aggs == q->cap_aggs) {
             uint32_t cap = q->cap_aggs ? q->cap_aggs * 2 : 8;
             agg_slot *na = arena_alloc(&q->plan, cap * sizeof(agg_slot));
@@ -237,25 +231,13 @@ static int add_aggs(query *q, const sql_node *e)
             q->agg_nodes = nn;
             q->cap_aggs = cap;
         }
+        const sql_agg *ag = pa.agg;
         agg_slot *s = &q->aggs[q->n_aggs];
         memset(s, 0, sizeof(*s));
         s->node = e;
         s->agg = ag;
-        s->n_params = n_params;
-        for (int i = 0; i < n_params; i++) {
-            sql_eval_error ee = {{0}};
-            const sql_node *pn = e->kids[ag->n_args + i];
-            if (const_eval(q, pn, &s->params[i], &ee))
-                return fail_node(q, WEIR_EINVAL, pn, "%s: parameter %d must be a constant",
-                                 ag->name, ag->n_args + i + 1);
-        }
-        /* Check the parameters once by initialising a throwaway state. */
-        void *tmp = arena_alloc(&q->plan, ag->state_size);
-        if (!tmp)
-            return fail_mem(q, &q->plan);
-        sql_eval_error ee = {{0}};
-        if (ag->init(tmp, s->params, n_params, &ee))
-            return fail_node(q, WEIR_EINVAL, e, "%s", ee.msg);
+        s->n_params = pa.n_params;
+        memcpy(s->params, pa.params, sizeof(s->params));
         s->offset = q->state_size;
         q->state_size += (ag->state_size + STATE_ALIGN - 1) / STATE_ALIGN * STATE_ALIGN;
         q->agg_nodes[q->n_aggs++] = e;
@@ -299,23 +281,7 @@ static int check_grouped(query *q, const sql_node *e, bool aliases_ok)
 
 static const char *column_name(query *q, const sql_select_item *it)
 {
-    if (it->alias)
-        return it->alias;
-    if (it->expr->kind == SQL_N_IDENT)
-        return it->expr->name;
-    if (it->expr->kind == SQL_N_CALL && it->expr->n_kids <= 1 &&
-        (it->expr->star || sql_node_is_agg(it->expr)))
-        return it->expr->name;
-    weir_buf b;
-    buf_init(&b, 4096);
-    const char *out = "?column?";
-    if (sql_print_expr(it->expr, &b) == WEIR_OK) {
-        char *s = arena_strdup(&q->plan, (const char *)buf_head(&b), buf_used(&b));
-        if (s)
-            out = s;
-    }
-    buf_free(&b);
-    return out;
+    return sql_plan_column_name(&q->plan, it);
 }
 
 /* A column name used by GROUP BY / ORDER BY: a select alias (or an

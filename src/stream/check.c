@@ -36,6 +36,8 @@ typedef struct chk {
     void *arg;
     int problems;
     uint64_t streams, partitions, segments, records;
+    secret_key *key;        /* stream subkey, or NULL */
+    uint64_t sealed;        /* sealed batches seen */
 } chk;
 
 __attribute__((format(printf, 3, 4))) static void report(chk *c, bool problem, const char *fmt, ...)
@@ -167,6 +169,8 @@ static int check_seg(chk *c, const char *sname, uint32_t pid, const char *pdir, 
     stream__ivec iv = {0};
     stream__scan sc;
     stream__scan_init(&sc, -1, 0, 0, base);
+    sc.key = c->key;
+    sc.sealed_unverified = true;
     int rc = WEIR_OK;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
@@ -193,6 +197,11 @@ static int check_seg(chk *c, const char *sname, uint32_t pid, const char *pdir, 
         rc = stream__scan_next(&sc, 0);
         if (rc == WEIR_EAGAIN) {
             rc = WEIR_OK;
+            break;
+        }
+        if (rc == WEIR_EAUTH) {
+            rc = WEIR_OK;
+            report(c, true, "%s: batch at byte %" PRIu64 ": %s", where, sc.pos, sc.why);
             break;
         }
         if (rc == WEIR_ECORRUPT) {
@@ -235,6 +244,8 @@ static int check_seg(chk *c, const char *sname, uint32_t pid, const char *pdir, 
         pmax = h->max_ts > pmax ? h->max_ts : pmax;
         pmin = h->min_ts < pmin ? h->min_ts : pmin;
         c->records += h->count;
+        if (h->flags & STREAM__BF_ENCRYPTED)
+            c->sealed++;
         end = h->base + h->count;
     }
     if (ei < iv.n)
@@ -363,17 +374,43 @@ static int check_stream(chk *c, const char *dir, const char *sname)
 
 int stream_check_dir(const char *dir, void (*cb)(void *arg, const char *line), void *arg)
 {
+    return stream_check_dir_key(dir, NULL, cb, arg);
+}
+
+int stream_check_dir_key(const char *dir, const secret_key *key,
+                         void (*cb)(void *arg, const char *line), void *arg)
+{
     chk c = {.cb = cb, .arg = arg};
     char **names = NULL;
     size_t n = 0;
+    char cpath[4200];
+    struct stat csb;
+    snprintf(cpath, sizeof(cpath), "%s/%s", dir, STREAM__CRYPT_FILE);
+    bool encrypted = stat(cpath, &csb) == 0;
+    if (encrypted && key) {
+        int crc = stream__crypt_check(dir, key, false);
+        if (crc == WEIR_EAUTH) {
+            report(&c, true, "wrong encryption key: it is not the key this store was "
+                             "encrypted with");
+            return c.problems;
+        }
+        if (crc) {
+            report(&c, true, "%s: damaged", STREAM__CRYPT_FILE);
+            return c.problems;
+        }
+    }
+    if (key && secret_key_derive(key, SECRET_PURPOSE_STREAM, &c.key))
+        return WEIR_ENOMEM;
     int rc = list_dir(dir, &names, &n);
-    if (rc)
+    if (rc) {
+        secret_key_free(c.key);
         return rc;
+    }
     for (size_t i = 0; i < n && !rc; i++) {
         char path[4096];
         struct stat sb;
         snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
-        if (strcmp(names[i], "LOCK") == 0)
+        if (strcmp(names[i], "LOCK") == 0 || strcmp(names[i], STREAM__CRYPT_FILE) == 0)
             continue;
         if (strncmp(names[i], STREAM__DELETING, strlen(STREAM__DELETING)) == 0) {
             report(&c, true, "%s: leftover of an interrupted stream delete", names[i]);
@@ -386,9 +423,22 @@ int stream_check_dir(const char *dir, void (*cb)(void *arg, const char *line), v
         rc = check_stream(&c, dir, names[i]);
     }
     free_list(names, n);
+    secret_key_free(c.key);
     if (rc)
         return rc;
     char line[256];
+    if (c.sealed && !key) {
+        snprintf(line, sizeof(line),
+                 "note: %" PRIu64 " encrypted batches checked by CRC only; give the key "
+                 "(--key FILE) to decrypt and verify their records", c.sealed);
+        if (cb)
+            cb(arg, line);
+    } else if (encrypted) {
+        snprintf(line, sizeof(line), "encrypted at rest: %" PRIu64 " sealed batches decrypted "
+                 "and verified", c.sealed);
+        if (cb)
+            cb(arg, line);
+    }
     snprintf(line, sizeof(line),
              "checked %" PRIu64 " streams, %" PRIu64 " partitions, %" PRIu64 " segments, %" PRIu64
              " records: %d problem%s",

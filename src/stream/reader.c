@@ -175,6 +175,7 @@ int stream_reader_open(stream *s, uint32_t partition, stream_pos_kind kind, int6
     r->p = &s->parts[partition];
     r->fd = -1;
     stream__scan_init(&r->sc, -1, 0, 0, 0);
+    r->sc.key = s->st->key;
     atomic_fetch_add(&s->readers, 1);
     switch (kind) {
     case STREAM_POS_EARLIEST:

@@ -73,7 +73,7 @@ static int entry_batch_ok(int fd, uint64_t limit, uint64_t base, const stream__i
     sc->limit = limit;
     int rc = stream__scan_next(sc, 0);
     *ok = rc == WEIR_OK;
-    return rc == WEIR_EIO || rc == WEIR_ENOMEM ? rc : WEIR_OK;
+    return rc == WEIR_EIO || rc == WEIR_ENOMEM || rc == WEIR_EAUTH ? rc : WEIR_OK;
 }
 
 static int quarantine(const char *dir, uint64_t base)
@@ -123,6 +123,7 @@ static int recover_seg(stream__part *p, uint64_t base, bool last, stream__recov 
     if (fd < 0)
         return WEIR_EIO;
     stream__scan_init(&sc, fd, 0, 0, base);
+    sc.key = p->s->st->key;
     struct stat sb;
     rc = WEIR_EIO;
     if (fstat(fd, &sb) < 0)
@@ -178,6 +179,10 @@ static int recover_seg(stream__part *p, uint64_t base, bool last, stream__recov 
             why = sc.why;
             break;
         }
+        if (rc == WEIR_EAUTH)
+            wlog_error("stream", "decrypt_failed",
+                       "dir=%s base=%" PRIu64 " pos=%" PRIu64 " error=\"%s\"", p->dir, base,
+                       sc.pos, sc.why);
         if (rc)
             goto cleanup;
         if (stream__index_due(ihave, ilast, sc.bpos)) {

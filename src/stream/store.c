@@ -19,6 +19,7 @@
 #include "stream/streamInt.h"
 
 #include "base/clock.h"
+#include "base/crc32c.h"
 #include "base/err.h"
 #include "base/fileio.h"
 #include "base/wlog.h"
@@ -115,6 +116,7 @@ void stream__batch_release(stream_store *st, stream__batch *b)
         st->nfree++;
         return;
     }
+    free(b->enc);
     free(b->data);
     free(b);
 }
@@ -335,7 +337,64 @@ static void remove_leftovers(const char *dir)
     closedir(d);
 }
 
+/* See streamInt.h. */
+int stream__crypt_check(const char *dir, const secret_key *master, bool create)
+{
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/%s", dir, STREAM__CRYPT_FILE);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = fileio_read_all(path, 4096, &data, &len);
+    if (rc && rc != WEIR_ENOTFOUND)
+        return rc;
+    uint8_t want[SECRET_CHECK_BYTES];
+    if (master && (rc = secret_key_check_value(master, want))) {
+        free(data);
+        return rc;
+    }
+    if (!data) {
+        if (!master || !create)
+            return WEIR_OK;
+        uint8_t f[28];
+        stream__put32(f, 0x434e4557u); /* "WENC" */
+        stream__put32(f + 4, 1);
+        memcpy(f + 8, want, SECRET_CHECK_BYTES);
+        stream__put32(f + 24, crc32c(f, 24));
+        if (fileio_write_atomic(path, f, sizeof(f))) {
+            wlog_error("stream", "encryption", "error=\"cannot write %s\"", path);
+            return WEIR_EIO;
+        }
+        wlog_info("stream", "encryption", "dir=%s state=enabled note=\"batches written from "
+                  "now on are encrypted; existing ones stay as they are\"", dir);
+        return WEIR_OK;
+    }
+    rc = WEIR_OK;
+    if (len != 28 || stream__get32(data) != 0x434e4557u || stream__get32(data + 4) != 1 ||
+        stream__get32(data + 24) != crc32c(data, 24)) {
+        wlog_error("stream", "encryption", "error=\"%s is damaged\"", path);
+        rc = WEIR_ECORRUPT;
+    } else if (!master) {
+        wlog_error("stream", "encryption",
+                   "error=\"the stream store %s is encrypted at rest and no key is configured: "
+                   "set [storage] encryption_key_file\"", dir);
+        rc = WEIR_EAUTH;
+    } else if (memcmp(data + 8, want, SECRET_CHECK_BYTES)) {
+        wlog_error("stream", "encryption",
+                   "error=\"wrong encryption key: [storage] encryption_key_file is not the key "
+                   "the stream store %s was encrypted with\"", dir);
+        rc = WEIR_EAUTH;
+    }
+    free(data);
+    return rc;
+}
+
 int stream_store_open(const char *dir, uv_loop_t *loop, stream_store **out)
+{
+    return stream_store_open_key(dir, loop, NULL, out);
+}
+
+int stream_store_open_key(const char *dir, uv_loop_t *loop, const secret_key *key,
+                          stream_store **out)
 {
     int rc = WEIR_EINVAL;
     char path[4096];
@@ -366,7 +425,11 @@ int stream_store_open(const char *dir, uv_loop_t *loop, stream_store **out)
         goto fail;
     }
     remove_leftovers(dir);
+    if ((rc = stream__crypt_check(dir, key, true)))
+        goto fail;
     rc = WEIR_ENOMEM;
+    if (key && secret_key_derive(key, SECRET_PURPOSE_STREAM, &st->key))
+        goto fail;
     if (uv_mutex_init(&st->mu))
         goto fail;
     mu = true;
@@ -420,6 +483,7 @@ fail:
         uv_mutex_destroy(&st->mu);
     if (st->lock_fd >= 0)
         close(st->lock_fd);
+    secret_key_free(st->key);
     free(st->dir);
     free(st);
     return rc;
@@ -524,6 +588,7 @@ void stream_store_close(stream_store *st)
     while (st->free_batches) {
         stream__batch *b = st->free_batches;
         st->free_batches = b->next;
+        free(b->enc);
         free(b->data);
         free(b);
     }
@@ -533,6 +598,7 @@ void stream_store_close(stream_store *st)
     uv_mutex_destroy(&st->cb_mu);
     uv_mutex_destroy(&st->mu);
     close(st->lock_fd);
+    secret_key_free(st->key);
     free(st->dir);
     free(st);
 }
@@ -770,6 +836,8 @@ static stream__batch *batch_new(stream_store *st, size_t need)
             return NULL;
         }
         b->cap = want;
+        b->enc = NULL;
+        b->enc_cap = 0;
     }
     b->next = NULL;
     b->len = STREAM__BATCH_HDR;

@@ -50,6 +50,8 @@
 #ifndef WEIR_STREAM_STORE_H
 #define WEIR_STREAM_STORE_H
 
+#include "base/secret.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -89,6 +91,16 @@ void stream_opts_default(stream_opts *o);
  * process may open a directory (an flock on <dir>/LOCK): WEIR_EBUSY
  * otherwise. Returns WEIR_OK, WEIR_EIO, WEIR_EBUSY or WEIR_ENOMEM. */
 int stream_store_open(const char *dir, uv_loop_t *loop, stream_store **out);
+
+/* Same, encrypted at rest with the node's master key (base/secret.h; the
+ * store derives its own subkey and keeps it, `key` is not kept): every
+ * batch written is sealed (format in segment.c). The first open with a key
+ * writes <dir>/ENCRYPTION; afterwards opening without the key, or with
+ * another, fails with WEIR_EAUTH and a log line that says which. Batches
+ * written before encryption was enabled stay readable (and unencrypted)
+ * until retention removes them. key NULL is stream_store_open. */
+int stream_store_open_key(const char *dir, uv_loop_t *loop, const secret_key *key,
+                          stream_store **out);
 
 /* Writes and syncs everything pending (whatever the streams' policies),
  * delivers the outstanding done callbacks (status WEIR_OK, or the error of a
@@ -272,5 +284,10 @@ int64_t stream_min_ts_from(stream *s, uint32_t partition, uint64_t offset);
  * modifying nothing. Returns the number of problems (0 = clean), or a
  * negative weir_err when DIR itself cannot be read. */
 int stream_check_dir(const char *dir, void (*cb)(void *arg, const char *line), void *arg);
+/* Same for an encrypted store: with the master key every sealed batch is
+ * decrypted and verified; without it (key NULL) sealed batches are checked
+ * up to their CRC and one line says the contents were not verified. */
+int stream_check_dir_key(const char *dir, const secret_key *key,
+                         void (*cb)(void *arg, const char *line), void *arg);
 
 #endif

@@ -20,6 +20,7 @@
 #define WEIR_STREAM_STREAMINT_H
 
 #include "stream/store.h"
+#include "base/secret.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -30,6 +31,8 @@
 
 #define STREAM__BATCH_MAGIC    0x31425357u /* bytes "WSB1" */
 #define STREAM__BATCH_VERSION  1
+#define STREAM__BF_ENCRYPTED   0x0001u     /* batch flag: records sealed (segment.c) */
+#define STREAM__CRYPT_FILE     "ENCRYPTION" /* key check of an encrypted store */
 #define STREAM__BATCH_HDR      64
 #define STREAM__REC_HDR        24
 #define STREAM__BATCH_LIMIT    (16u << 20)  /* a longer batch is invalid */
@@ -80,6 +83,7 @@ typedef struct stream__bhdr {
     int64_t commit;  /* T3, wall ns when the writer wrote the batch */
     int64_t min_ts;  /* smallest ts of its records */
     int64_t max_ts;  /* largest ts of its records */
+    uint16_t flags;  /* STREAM__BF_* */
 } stream__bhdr;
 
 /* Checks the fixed fields of a header (magic, version, flags, reserved,
@@ -94,6 +98,24 @@ void stream__batch_seal(uint8_t *b, const stream__bhdr *h);
 /* Verifies a whole batch whose header decoded into h: the CRC, that the
  * count records exactly fill it, and that min_ts/max_ts match them. */
 int stream__batch_verify(const uint8_t *b, const stream__bhdr *h, const char **why);
+
+/* Encrypted batches (see ENCRYPTION AT REST in segment.c). `k` is the
+ * store's stream subkey.
+ * seal_encrypted: `plain` holds a batch of h->length bytes whose records
+ * start at STREAM__BATCH_HDR (its header bytes are not read); writes the
+ * sealed batch of h->length + SECRET_OVERHEAD bytes, header and CRC
+ * included, into out.
+ * open: `b` is a batch whose header decoded into h with the ENCRYPTED flag
+ * and whose CRC matched; writes the plaintext batch (header with the
+ * plaintext length and no flag, records) into out, of h->length -
+ * SECRET_OVERHEAD bytes, and verifies its records. WEIR_OK, WEIR_EAUTH
+ * (cannot be decrypted with this key) or WEIR_ECORRUPT. */
+void stream__batch_seal_encrypted(const secret_key *k, const uint8_t *plain,
+                                  const stream__bhdr *h, uint8_t *out);
+int stream__batch_open(const secret_key *k, const uint8_t *b, const stream__bhdr *h,
+                       uint8_t *out, const char **why);
+/* Verifies the CRC of a batch whose header decoded into h. */
+int stream__batch_crc_ok(const uint8_t *b, const stream__bhdr *h);
 
 /* Decodes the record at p inside a verified batch into the key/value/ts
  * fields of out; returns its encoded size. */
@@ -137,7 +159,11 @@ typedef struct stream__scan {
     stream__bhdr h;       /* the batch just returned */
     uint64_t bpos;        /* its file position */
     const uint8_t *batch; /* its bytes (valid until the next call) */
-    const char *why;      /* reason of the last WEIR_ECORRUPT */
+    const char *why;      /* reason of the last WEIR_ECORRUPT or WEIR_EAUTH */
+    const secret_key *key; /* stream subkey for encrypted batches; NULL = none */
+    bool sealed_unverified; /* no key: accept sealed batches on their CRC (check) */
+    uint8_t *pbuf;        /* decrypted batch */
+    size_t pcap;
 } stream__scan;
 
 void stream__scan_init(stream__scan *sc, int fd, uint64_t pos, uint64_t limit, uint64_t expect);
@@ -234,6 +260,9 @@ typedef struct stream__batch {
     uint32_t count; /* records */
     int64_t min_ts, max_ts;
     stream__acks *acks; /* callbacks of the appends ending here; NULL if none */
+    uint8_t *enc;   /* writer: the sealed (encrypted) batch, or NULL */
+    size_t enc_cap;
+    size_t dlen;    /* writer: bytes on disk (len, or len + SECRET_OVERHEAD) */
 } stream__batch;
 
 /* One segment: <base>.log with its .idx and .tix. */
@@ -365,11 +394,19 @@ struct stream_store {
 
     uv_mutex_t cb_mu;
 
+    secret_key *key; /* stream subkey when encrypted at rest; NULL otherwise */
+
     _Atomic int64_t fault_after[STREAM__FAULT_N]; /* 0 = off; n = the nth call fails */
     _Atomic int fault_errno[STREAM__FAULT_N];
 };
 
 /* ---- Functions shared between the files --------------------------------- */
+
+/* store.c: the key check file of an encrypted store (format in segment.c).
+ * WEIR_OK when the store and the key agree (with `create`, writing the file
+ * for a key on a store without one), WEIR_EAUTH when they do not (logged),
+ * WEIR_ECORRUPT when the file is damaged. */
+int stream__crypt_check(const char *dir, const secret_key *master, bool create);
 
 /* writer.c */
 void stream__writer_main(void *arg);

@@ -244,6 +244,13 @@ typedef struct run {
 
 /* Writes the run, then accounts each batch: segment state, index entries,
  * counters. */
+/* The bytes of a batch as they go to disk: sealed when the store is
+ * encrypted. */
+static const uint8_t *disk_bytes(const stream__batch *b)
+{
+    return b->enc ? b->enc : b->data;
+}
+
 static int flush_run(stream_store *st, stream__part *p, run *r)
 {
     if (r->n == 0)
@@ -273,8 +280,8 @@ static int flush_run(stream_store *st, stream__part *p, run *r)
         p->ipmax = b->max_ts > p->ipmax ? b->max_ts : p->ipmax;
         p->ipmin = b->min_ts < p->ipmin ? b->min_ts : p->ipmin;
         if (g->wsize == 0)
-            g->first_commit = (int64_t)stream__get64(b->data + 32);
-        g->wsize += b->len;
+            g->first_commit = (int64_t)stream__get64(disk_bytes(b) + 32);
+        g->wsize += b->dlen;
         g->wend = b->base + b->count;
         g->wmax = p->ipmax;
         g->wmin = p->ipmin;
@@ -299,7 +306,7 @@ static bool need_roll(const stream__part *p, const stream_opts *o, const run *r,
     uint64_t size = g->wsize + r->bytes;
     if (size == 0)
         return false;
-    if (size + b->len > o->segment_bytes)
+    if (size + b->dlen > o->segment_bytes)
         return true;
     /* Written as a comparison against a bound that cannot overflow: the
      * commit time comes from disk and may be anything. */
@@ -329,7 +336,25 @@ static size_t write_batches(stream_store *st, stream__part *p, stream__batch *li
                           .commit = now_wall,
                           .min_ts = b->min_ts,
                           .max_ts = b->max_ts};
-        stream__batch_seal(b->data, &h);
+        if (st->key) {
+            /* Sealed into a second buffer kept with the batch (the plain
+             * one is recycled by the appender). */
+            size_t need = b->len + SECRET_OVERHEAD;
+            if (need > b->enc_cap) {
+                uint8_t *nb = realloc(b->enc, need);
+                if (!nb) {
+                    rc = WEIR_ENOMEM;
+                    goto fail;
+                }
+                b->enc = nb;
+                b->enc_cap = need;
+            }
+            stream__batch_seal_encrypted(st->key, b->data, &h, b->enc);
+            b->dlen = need;
+        } else {
+            stream__batch_seal(b->data, &h);
+            b->dlen = b->len;
+        }
         bool roll = need_roll(p, o, &r, b, now_wall);
         if (roll || r.n == RUN_MAX) {
             if ((rc = flush_run(st, p, &r)))
@@ -339,10 +364,10 @@ static size_t write_batches(stream_store *st, stream__part *p, stream__batch *li
             if (roll && (rc = stream__roll(p)))
                 goto fail;
         }
-        r.iov[r.n].iov_base = b->data;
-        r.iov[r.n].iov_len = b->len;
+        r.iov[r.n].iov_base = (void *)disk_bytes(b);
+        r.iov[r.n].iov_len = b->dlen;
         r.b[r.n++] = b;
-        r.bytes += b->len;
+        r.bytes += b->dlen;
         inrun++;
     }
     if ((rc = flush_run(st, p, &r)))

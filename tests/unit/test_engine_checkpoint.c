@@ -96,6 +96,12 @@ static const char *RULES[] = {
     "FROM s WHERE changes(state) OR x = 3 EMIT TO 'x'",
     "CREATE RULE r AS SELECT a.key AS k, a.v AS av, b.v AS bv FROM s a LEFT JOIN t b "
     "ON a.key = b.key AND a.x <> b.x WITHIN 2s WITH (lateness = '1s') EMIT TO 'x'",
+    "CREATE RULE r AS SELECT a.key AS k, count(*) AS n, sum(b.v) AS s FROM s a LEFT JOIN t b "
+    "ON a.key = b.key WITHIN 2s GROUP BY a.key, HOPPING(4s, 2s) WITH (lateness = '1s') "
+    "EMIT TO 'x'",
+    "CREATE RULE r AS SELECT a.key AS k, b.ts - a.ts AS d, lag(a.v) AS p FROM s a JOIN t b "
+    "ON a.key = b.key AND b.ts >= a.ts WITHIN 3s WHERE changes(a.state) OR changes(b.state) "
+    "EMIT TO 'x'",
 };
 
 static void test_restore_continues_identically(void **state)

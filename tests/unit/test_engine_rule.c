@@ -193,6 +193,33 @@ static void test_hopping_out_of_order_max_delay(void **state)
     eng_rule_free(r);
 }
 
+static void test_multi_key_late_first_emission(void **state)
+{
+    (void)state;
+    eng_rule *r = must_compile("CREATE RULE r AS SELECT key, zone, count(*) AS n, "
+                               "sum(v) FILTER (WHERE v > 1) AS big FROM s "
+                               "GROUP BY key, zone, TUMBLING(5s) WITH (lateness = '10s') "
+                               "EMIT TO 'x'");
+    collect c = {0};
+    PUSH(r, &c, 0, "a", S(1), "zone=1,v=1");
+    PUSH(r, &c, 1, "a", S(2), "zone=2,v=5");
+    PUSH(r, &c, 2, "a", S(7), "zone=1,v=3"); /* closes [0,5) */
+    /* Late within lateness for a group that had no row there: its first
+     * emission (revision 0), at once. */
+    PUSH(r, &c, 3, "b", S(3), "zone=1,v=2");
+    /* Late for a/1, which was emitted: revision 1. */
+    PUSH(r, &c, 4, "a", S(4), "zone=1,v=2");
+    const char *want[] = {
+        "a/1@5 [0,5): key=a zone=1 n=1 big=null",
+        "a/2@5 [0,5): key=a zone=2 n=1 big=5",
+        "b/1@5 [0,5): key=b zone=1 n=1 big=2",
+        "a/1@5 [0,5) r1: key=a zone=1 n=2 big=2",
+        NULL};
+    assert_false(check_lines(&c, want));
+    collect_free(&c);
+    eng_rule_free(r);
+}
+
 static void test_memory_limit(void **state)
 {
     (void)state;
@@ -230,8 +257,8 @@ static void test_memory_limit(void **state)
 static void test_explain(void **state)
 {
     (void)state;
-    eng_rule *r = must_compile("CREATE RULE r AS SELECT key, avg(temp) AS a FROM s "
-                               "WHERE temp > 0 GROUP BY key, HOPPING(5s, 1s) HAVING a > 1 "
+    eng_rule *r = must_compile("EXPLAIN CREATE RULE r AS SELECT key, avg(temp) AS a FROM s "
+                               "WHERE temp > 0 GROUP BY key, HOPPING(5s, 1s) HAVING avg(temp) > 1 "
                                "WITH (lateness = '2s') EMIT TO 'stream:x'");
     weir_buf b;
     buf_init(&b, 1 << 20);
@@ -243,6 +270,10 @@ static void test_explain(void **state)
     assert_non_null(strstr(s, "\"pane_ns\":1000000000"));
     assert_non_null(strstr(s, "\"having\""));
     assert_non_null(strstr(s, "\"lateness_ns\":2000000000"));
+    /* avg(temp) of the select list and of HAVING share one state. */
+    const char *first = strstr(s, "\"call\"");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "\"call\""));
     buf_free(&b);
     eng_rule_free(r);
 }
@@ -256,6 +287,7 @@ int main(void)
         cmocka_unit_test(test_tumbling),
         cmocka_unit_test(test_hopping_late),
         cmocka_unit_test(test_hopping_out_of_order_max_delay),
+        cmocka_unit_test(test_multi_key_late_first_emission),
         cmocka_unit_test(test_memory_limit),
         cmocka_unit_test(test_explain),
     };

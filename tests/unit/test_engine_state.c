@@ -143,6 +143,42 @@ static void test_delay_by_join(void **state)
     eng_rule_free(j);
 }
 
+static void test_delay_one_join_rule(void **state)
+{
+    (void)state;
+    /* The same delays from one rule: state functions per side in a join. */
+    eng_rule *j = must_compile(
+        "CREATE RULE d AS SELECT s.key AS machine, (v.ts - s.ts) / 1000000000 AS delay_s "
+        "FROM sensor s JOIN valve v ON s.key = v.key AND v.ts >= s.ts WITHIN 5s "
+        "WHERE changes(s.state) AND changes(v.state) EMIT TO 'x'");
+    collect c = {0};
+    uint64_t off = 0;
+    for (int t = 0; t < 30; t++)
+        for (int m = 1; m <= 2; m++) {
+            const char *key = m == 1 ? "m1" : "m2";
+            char spec[32];
+            snprintf(spec, sizeof(spec), "state=%d", sensor_of(m, t));
+            assert_int_equal(push_in(j, &c, 0, 0, off, key, S(t), spec), WEIR_OK);
+            snprintf(spec, sizeof(spec), "state=%d", valve_of(m, t));
+            assert_int_equal(push_in(j, &c, 1, 0, off++, key, S(t), spec), WEIR_OK);
+        }
+    const char *want[] = {
+        "m1@5: machine=m1 delay_s=2", "m2@7: machine=m2 delay_s=3",
+        "m1@11: machine=m1 delay_s=1", "m2@15: machine=m2 delay_s=0",
+        "m1@24: machine=m1 delay_s=4", NULL};
+    assert_false(check_lines(&c, want));
+    collect_free(&c);
+    eng_rule_free(j);
+    /* An unqualified argument cannot tell its side. */
+    eng_rule *bad = NULL;
+    sql_error err;
+    assert_int_equal(compile_rule("SELECT s.key FROM sensor s JOIN valve v ON s.key = v.key "
+                                  "WITHIN 5s WHERE changes(state)",
+                                  NULL, &bad, &err),
+                     WEIR_EINVAL);
+    assert_null(bad);
+}
+
 static void test_state_fn_outside_rules(void **state)
 {
     (void)state;
@@ -214,15 +250,82 @@ static void test_join_left(void **state)
     eng_rule_free(r);
 }
 
+static void test_join_aggregate(void **state)
+{
+    (void)state;
+    /* Pairs: (x=1,y=10)@2, (2,10)@3, (1,20)@4, (2,20)@4. */
+    eng_rule *r = must_compile("CREATE RULE r AS SELECT a.key AS k, count(*) AS n, "
+                               "sum(b.y - a.x) AS s FROM a JOIN b ON a.key = b.key WITHIN 5s "
+                               "GROUP BY a.key, TUMBLING(10s) EMIT TO 'x'");
+    collect c = {0};
+    push_in(r, &c, 0, 0, 0, "k", S(1), "x=1");
+    push_in(r, &c, 1, 0, 0, "k", S(2), "y=10");
+    push_in(r, &c, 0, 0, 1, "k", S(3), "x=2");
+    push_in(r, &c, 1, 0, 1, "k", S(4), "y=20");
+    push_in(r, &c, 1, 0, 2, "z", S(25), "y=0"); /* closes [0,10) */
+    const char *want[] = {"k@10 [0,10): k=k n=4 s=54", NULL};
+    assert_false(check_lines(&c, want));
+    collect_free(&c);
+    eng_rule_free(r);
+
+    /* Without a window: the updated row per pair, ids per pair. */
+    r = must_compile("CREATE RULE r AS SELECT a.key AS k, count(*) AS n FROM a "
+                     "JOIN b ON a.key = b.key WITHIN 5s GROUP BY a.key EMIT TO 'x'");
+    push_in(r, &c, 0, 0, 0, "k", S(1), "x=1");
+    push_in(r, &c, 1, 0, 0, "k", S(2), "y=10");
+    push_in(r, &c, 0, 0, 1, "k", S(3), "x=2");
+    push_in(r, &c, 1, 0, 1, "k", S(4), "y=20");
+    const char *want2[] = {"k@2: k=k n=1", "k@3: k=k n=2", "k@4: k=k n=3", "k@4: k=k n=4",
+                           NULL};
+    assert_false(check_lines(&c, want2));
+    assert_true(c.ids[2] != c.ids[3]);
+    collect_free(&c);
+    eng_rule_free(r);
+}
+
+static bool lookup_t(void *arg, const char *stream, const char **ts_field)
+{
+    (void)arg;
+    (void)stream;
+    *ts_field = "t";
+    return true;
+}
+
+static void test_join_event_time_field(void **state)
+{
+    (void)state;
+    /* Streams whose payload carries its event time as "t" (in ms): a.t and
+     * b.t read as the event time in ns, as in a single-stream rule. */
+    const char *sql = "SELECT b.t - a.t AS d, t AS bare FROM a JOIN b ON a.key = b.key WITHIN 5s";
+    arena a;
+    arena_init(&a, 1 << 20);
+    sql_stmt *st;
+    sql_error err;
+    eng_rule *r;
+    assert_int_equal(sql_parse(sql, strlen(sql), &a, &st, &err), WEIR_OK);
+    assert_int_equal(eng_rule_compile(st, lookup_t, NULL, NULL, &r, &err), WEIR_OK);
+    collect c = {0};
+    push_in(r, &c, 0, 0, 0, "k", S(1), "t=1000");
+    push_in(r, &c, 1, 0, 0, "k", S(3), "t=3000");
+    const char *want[] = {"k@3: d=2000000000 bare=1000000000", NULL};
+    assert_false(check_lines(&c, want));
+    collect_free(&c);
+    eng_rule_free(r);
+    arena_free(&a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lag_changes),
         cmocka_unit_test(test_delay_merged_stream),
         cmocka_unit_test(test_delay_by_join),
+        cmocka_unit_test(test_delay_one_join_rule),
         cmocka_unit_test(test_state_fn_outside_rules),
         cmocka_unit_test(test_join_inner),
         cmocka_unit_test(test_join_left),
+        cmocka_unit_test(test_join_event_time_field),
+        cmocka_unit_test(test_join_aggregate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

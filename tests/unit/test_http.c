@@ -156,8 +156,8 @@ static const http_route routes[] = {
 };
 
 static const http_ws_endpoint endpoints[] = {
-    {"/mqtt", "mqtt", echo_open, echo_data, NULL, echo_close},
-    {"/refuse", NULL, refuse_open, echo_data, NULL, echo_close},
+    {"/mqtt", "mqtt", echo_open, echo_data, NULL, echo_close, 0},
+    {"/refuse", NULL, refuse_open, echo_data, NULL, echo_close, 0},
 };
 
 /* ------------------------------------------------------------------------ */
