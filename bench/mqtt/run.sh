@@ -31,6 +31,11 @@
 #                 machine shared with other work, e.g. -5 (root) gives the
 #                 benchmark precedence over it
 #   OUT_DIR       where results go                     <repo>/bench/out
+#   WEIR_AUTH     1: weir without anonymous access; the generator logs in as
+#                 user "bench" (role viewer, one topic grant bench/# readwrite),
+#                 so every CONNECT is a password check and every PUBLISH and
+#                 SUBSCRIBE an ACL check through a grant (the costliest path of
+#                 auth_check); compare with the default (anonymous) run   0
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -181,9 +186,17 @@ start_weir() { # start_weir DIR PORT
     tlsopts=(--set "tls.cert=$pki/server.pem" --set "tls.key=$pki/server.key"
       --set "mqtt.tls_listen=127.0.0.1:$port")
   fi
+  local authopt=(--set auth.anonymous=true)
+  if [ "${WEIR_AUTH:-0}" = 1 ]; then
+    authopt=()
+    echo "bench-password-0123" | "$WEIR_BIN" user add bench --role viewer --password-stdin \
+      --data "$dir/data" >/dev/null
+    "$WEIR_BIN" user grant --user bench topic 'bench/#' readwrite --data "$dir/data" >/dev/null
+    export LOADGEN_USERNAME=bench LOADGEN_PASSWORD=bench-password-0123
+  fi
   # shellcheck disable=SC2086 # WEIR_ARGS is a list of flags
   "${pin_broker[@]}" "$WEIR_BIN" serve --data "$dir/data" --mqtt "127.0.0.1:$mqtt" \
-    --http "127.0.0.1:$http" "${tlsopts[@]}" --set auth.anonymous=true $WEIR_ARGS >"$dir/broker.log" 2>&1 &
+    --http "127.0.0.1:$http" "${tlsopts[@]}" "${authopt[@]}" $WEIR_ARGS >"$dir/broker.log" 2>&1 &
   broker_pid=$!
 }
 
