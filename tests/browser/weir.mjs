@@ -28,20 +28,26 @@ export async function waitFor(cond, what, timeoutMs = 10000, intervalMs = 50) {
   }
 }
 
-export async function startWeir(bin, artefacts) {
+/** Starts weir. opts.set: --set options (default auth.anonymous=true, the
+ *  dashboard's demo profile, like the pytest fixture; pass
+ *  {'auth.anonymous': 'false'} for a node that needs a login);
+ *  opts.env: extra environment (e.g. WEIR_ADMIN_PASSWORD). */
+export async function startWeir(bin, artefacts, opts = {}) {
+  const sets = Object.entries({ 'auth.anonymous': 'true', ...(opts.set || {}) })
+    .flatMap(([k, v]) => ['--set', `${k}=${v}`]);
   if (!fs.existsSync(bin)) throw new Error(`weir binary ${bin} not found: set WEIR_BIN`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weir-browser-'));
   for (let attempt = 0; attempt < 3; attempt++) {
     const mqttPort = await freePort();
     let httpPort = await freePort();
     while (httpPort === mqttPort) httpPort = await freePort();
-    const logPath = path.join(artefacts, `weir-${attempt}.log`);
+    const logPath = path.join(artefacts, `${opts.name || 'weir'}-${attempt}.log`);
     const log = fs.openSync(logPath, 'w');
-    const env = { ...process.env };
+    const env = { ...process.env, ...(opts.env || {}) };
     env.ASAN_OPTIONS ??= 'detect_leaks=1:abort_on_error=0';
     env.UBSAN_OPTIONS ??= 'print_stacktrace=1:halt_on_error=1';
     const proc = spawn(bin, ['serve', '--data', path.join(dir, `data-${attempt}`),
-      '--mqtt', `127.0.0.1:${mqttPort}`, '--http', `127.0.0.1:${httpPort}`, '--log-level', 'info'],
+      '--mqtt', `127.0.0.1:${mqttPort}`, '--http', `127.0.0.1:${httpPort}`, '--log-level', 'info', ...sets],
     { stdio: ['ignore', log, log], env });
     let exited = null;
     proc.on('exit', (code, sig) => { exited = { code, sig }; });
