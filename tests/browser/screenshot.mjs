@@ -24,7 +24,7 @@ const mqtt = await freePort();
 const http = await freePort();
 const log = fs.openSync(path.join(dir, 'weir.log'), 'w');
 const weir = spawn(BIN, ['serve', '--demo', '--data', path.join(dir, 'data'), '--mqtt', `127.0.0.1:${mqtt}`,
-  '--http', `127.0.0.1:${http}`], { cwd: src, stdio: ['ignore', log, log] });
+  '--http', `127.0.0.1:${http}`, '--set', 'auth.anonymous=true'], { cwd: src, stdio: ['ignore', log, log] });
 const base = `http://127.0.0.1:${http}`;
 let browser;
 try {
