@@ -60,4 +60,10 @@ if [ "$what" != build ] && [ -f tests/package.json ] &&
   echo "deps: npm ci in tests/" >&2
   (cd tests && npm ci --silent --no-audit --no-fund >/dev/null)
 fi
+# Node-RED, the peer of the rules benchmark, in bench/rules/nodered/node_modules,
+# pinned by its package-lock.json (Node.js >= 18.5, Debian 12's is 18.19).
+if [ "$what" = bench ] && [ ! -d bench/rules/nodered/node_modules/node-red ]; then
+  echo "deps: npm ci in bench/rules/nodered/" >&2
+  (cd bench/rules/nodered && npm ci --silent --no-audit --no-fund >/dev/null)
+fi
 exit 0

@@ -285,11 +285,13 @@ log "parts: $PARTS; $pinning"
 for part in $PARTS; do "run_$part"; done
 
 nr_version=$(node -e 'console.log(require(process.argv[1]).version)' "$here/nodered/node_modules/node-red/package.json" 2>/dev/null || echo "")
+weir_version=$("$WEIR_BIN" version 2>/dev/null | head -n 1 || true)
+mosq_version=$("$MOSQUITTO_BIN" -h 2>/dev/null | head -n 1 || true)
+node_version=$(node --version 2>/dev/null || true)
 export BENCH_PINNING="$pinning" BENCH_DEVICES="$DEVICES" BENCH_E2E_DURATION="$E2E_DURATION" \
-  BENCH_E2E_WARMUP="$E2E_WARMUP" BENCH_E2E_DRAIN="$E2E_DRAIN" \
-  BENCH_WEIR_VERSION="$("$WEIR_BIN" version 2>/dev/null | head -n 1 || true)" \
-  BENCH_MOSQUITTO_VERSION="$("$MOSQUITTO_BIN" -h 2>/dev/null | head -n 1 || true)" \
-  BENCH_NODERED_VERSION="$nr_version" BENCH_NODE_VERSION="$(node --version 2>/dev/null || true)"
+  BENCH_E2E_WARMUP="$E2E_WARMUP" BENCH_E2E_DRAIN="$E2E_DRAIN" BENCH_WEIR_VERSION="$weir_version" \
+  BENCH_MOSQUITTO_VERSION="$mosq_version" BENCH_NODERED_VERSION="$nr_version" \
+  BENCH_NODE_VERSION="$node_version"
 $PY "$here/report.py" "$raw/rules.jsonl" "$OUT_DIR/rules.json" "$OUT_DIR/rules.md"
 log "wrote $OUT_DIR/rules.md and $OUT_DIR/rules.json"
 cat "$OUT_DIR/rules.md"

@@ -408,6 +408,15 @@ int auth_authenticate(auth *a, const auth_credentials *cr, auth_identity **out, 
                      door_name(door), cr->peer ? cr->peer : "?");
         return WEIR_EDENIED;
     }
+    /* Tokens first: a 256-bit secret cannot be guessed, so back-off would
+     * only lock a service with a valid token out of an address where
+     * someone else mistyped a password (one NAT, one office). */
+    if (looks_like_token(cr)) {
+        int rc = by_token(a, cr, out);
+        if (rc != WEIR_ENOMEM)
+            outcome(a, door, *out ? (*out)->name : user, cr->peer, rc, "token");
+        return rc;
+    }
     char akey[96], ukey[96];
     address_key(cr->peer, akey, sizeof(akey));
     snprintf(ukey, sizeof(ukey), "u:%s", user ? user : "");
@@ -416,12 +425,6 @@ int auth_authenticate(auth *a, const auth_credentials *cr, auth_identity **out, 
         wlog_limited(&fail_limit, WLOG_WARN, "auth", "backoff", "door=%s user=\"%s\" peer=%s",
                      door_name(door), user ? user : "", cr->peer ? cr->peer : "?");
         return WEIR_EBUSY;
-    }
-    if (looks_like_token(cr)) {
-        int rc = by_token(a, cr, out);
-        if (rc != WEIR_ENOMEM)
-            outcome(a, door, *out ? (*out)->name : user, cr->peer, rc, "token");
-        return rc;
     }
     if (!user || !cr->password || !auth_name_valid(user)) {
         outcome(a, door, user, cr->peer, WEIR_EAUTH, "password");

@@ -398,7 +398,8 @@ static void gen_job_id(char *out, size_t n)
              b[15]);
 }
 
-static void install_local(http_api_ctx *api, http_response *w, usvc_job *job, bool start)
+static void install_local(http_api_ctx *api, http_request *r, http_response *w, usvc_job *job,
+                          bool start)
 {
     json_t *created = json_array(), *names = json_array();
     json_t *options = NULL;
@@ -440,6 +441,7 @@ static void install_local(http_api_ctx *api, http_response *w, usvc_job *job, bo
     sql_error serr;
     memset(&serr, 0, sizeof(serr));
     rc = rules_create(api->rules, job->sql, strlen(job->sql), options, start, &serr);
+    http_audit(api, r, "rule.create", job->rule, rc == WEIR_OK, rc ? serr.msg : "usvc install");
     if (rc) {
         if (rc == WEIR_EEXIST)
             respond_msg(w, 409, rc, "job '%s' is already installed on node '%s'", job->job_id,
@@ -505,7 +507,7 @@ void http_route_usvc_install(http_request *r, http_response *w, void *ctx)
         goto cleanup;
     }
     if (runtime_ready(api, w))
-        install_local(api, w, &job, query_true(r, "start"));
+        install_local(api, r, w, &job, query_true(r, "start"));
 cleanup:
     usvc_job_free(&job);
 }
@@ -556,6 +558,11 @@ static void job_route(http_request *r, http_response *w, http_api_ctx *api, job_
         rc = rules_stop(api->rules, rule);
         snprintf(err, sizeof(err), "%s", weir_strerror(rc));
     }
+    http_audit(api, r,
+               op == OP_UNINSTALL ? "rule.delete"
+               : op == OP_START   ? "rule.start"
+                                  : "rule.stop",
+               rule, rc == WEIR_OK, rc ? err : "usvc");
     if (rc) {
         respond_msg(w, rc == WEIR_ENOTFOUND ? 404 : 500, rc, "job '%s': %s", id, err);
         goto cleanup;

@@ -1567,6 +1567,11 @@ static int http__create_lws(http_server *s)
         else if (vc && !strcmp(vc, "optional"))
             info.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT |
                             LWS_SERVER_OPTION_PEER_CERT_NOT_REQUIRED;
+        /* HTTP/1.1 only: the routes, deferred answers, streaming responses
+         * and the auth gate are written for one request per connection at a
+         * time; an h2 client (curl prefers it) would otherwise get lws's
+         * HTTP/2 framing of them. */
+        info.alpn = "http/1.1";
         info.ssl_cipher_list = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL";
         info.ssl_options_set = (long)(SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 | SSL_OP_NO_RENEGOTIATION |
                                       SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);

@@ -118,7 +118,7 @@ void sink_env_ops(sink_env *e, rules_sink_ops *ops)
 
 /* ---- Per-rule statistics ----------------------------------------------- */
 
-enum { G_P50, G_P95, G_P99, G_MAX, G_AVG, G_QUEUE };
+enum { G_P50, G_P95, G_P99, G_MAX, G_AVG, G_QUEUE, G_MIN, G_STDDEV };
 
 static double gauge_read(void *arg)
 {
@@ -133,6 +133,13 @@ static double gauge_read(void *arg)
     case G_P95: v = sink_hist_quantile(&st->drl, 0.95); break;
     case G_P99: v = sink_hist_quantile(&st->drl, 0.99); break;
     case G_MAX: v = (double)st->drl.max_us; break;
+    case G_MIN: v = (double)st->drl.min_us; break;
+    case G_STDDEV: {
+        sink_hist_summary sum;
+        sink_hist_summarize(&st->drl, &sum);
+        v = sum.stddev_ms * 1e3;
+        break;
+    }
     default: v = st->drl.count ? st->drl.sum_us / (double)st->drl.count : 0; break;
     }
     pthread_mutex_unlock(&st->mu);
@@ -165,7 +172,7 @@ static void register_series(sink_env *e, sink_stats *st)
     uint64_t **cells[] = {&st->sent, &st->failed, &st->dropped, &st->abandoned};
     char rl[600], l[700];
     label_of(st->rule, rl, sizeof(rl));
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 8; i++)
         st->gauge_args[i] = (struct sink_gauge_arg){.st = st, .which = i};
     if (!e->m)
         return;
@@ -194,6 +201,12 @@ static void register_series(sink_env *e, sink_stats *st)
     metrics_gauge(e->m, "weir_sink_drl_avg_seconds",
                   "DRL: mean delay added per row by a sink's rate limiter.", rl, gauge_read,
                   &st->gauge_args[G_AVG]);
+    metrics_gauge(e->m, "weir_sink_drl_min_seconds",
+                  "DRL: smallest delay added to a row by a sink's rate limiter.", rl, gauge_read,
+                  &st->gauge_args[G_MIN]);
+    metrics_gauge(e->m, "weir_sink_drl_stddev_seconds",
+                  "DRL: standard deviation of the delay added per row by a sink's rate limiter.",
+                  rl, gauge_read, &st->gauge_args[G_STDDEV]);
     metrics_gauge(e->m, "weir_sink_queue_rows", "Rows queued in a webhook sink.", rl, gauge_read,
                   &st->gauge_args[G_QUEUE]);
 }

@@ -38,7 +38,8 @@
  * "sent|failed|dropped|abandoned"}, weir_sink_retries_total,
  * weir_sink_queue_rows, and for rate-limited sinks the DRL (delay added by
  * the rate limiter per row): weir_sink_drl_seconds{quantile="0.5|0.95|0.99|1"},
- * weir_sink_drl_avg_seconds, weir_sink_drl_rows_total. Their cells live in
+ * weir_sink_drl_avg_seconds, weir_sink_drl_min_seconds,
+ * weir_sink_drl_stddev_seconds, weir_sink_drl_rows_total. Their cells live in
  * the env (one small block per rule name ever opened), so a rule that is
  * deleted and re-created keeps counting in the same series, and the
  * registry never reads freed memory.

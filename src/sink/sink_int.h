@@ -30,7 +30,7 @@ typedef struct sink_stats {
     struct sink_gauge_arg {
         struct sink_stats *st;
         int which;
-    } gauge_args[6];
+    } gauge_args[8];
 } sink_stats;
 
 static inline uint64_t sink_load(const uint64_t *p)

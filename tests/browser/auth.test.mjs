@@ -74,9 +74,8 @@ describe('dashboard login, logout and CSRF', { timeout: 110000 }, () => {
 
   before(async () => {
     assert.ok(fs.existsSync(CHROMIUM), `${CHROMIUM} is missing: scripts/deps.sh test installs Debian's chromium`);
-    weir = await startWeir(BIN, ARTEFACTS, {
-      name: 'weir-auth', set: { 'auth.anonymous': 'false' }, env: { WEIR_ADMIN_PASSWORD: ADMIN_PW },
-    });
+    weir = await startWeir(BIN, ARTEFACTS, ['--set', 'auth.anonymous=false'],
+      { name: 'weir-auth', env: { WEIR_ADMIN_PASSWORD: ADMIN_PW } });
     const admin = await session(weir.base, 'admin', ADMIN_PW);
     const def = await admin('POST', '/api/v1/streams', {
       name: 'sensors', source: 'mqtt:plant/+/telemetry', format: 'json', key: 'topic:2',

@@ -28,13 +28,11 @@ export async function waitFor(cond, what, timeoutMs = 10000, intervalMs = 50) {
   }
 }
 
-/** Starts weir. opts.set: --set options (default auth.anonymous=true, the
- *  dashboard's demo profile, like the pytest fixture; pass
- *  {'auth.anonymous': 'false'} for a node that needs a login);
- *  opts.env: extra environment (e.g. WEIR_ADMIN_PASSWORD). */
-export async function startWeir(bin, artefacts, opts = {}) {
-  const sets = Object.entries({ 'auth.anonymous': 'true', ...(opts.set || {}) })
-    .flatMap(([k, v]) => ['--set', `${k}=${v}`]);
+// extra: more `weir serve` arguments; by default the loopback profile
+// without credentials (auth.anonymous), as `make run` starts it.
+// opts.env: more environment (e.g. WEIR_ADMIN_PASSWORD for the first start);
+// opts.name: the log's file name prefix (default weir).
+export async function startWeir(bin, artefacts, extra = ['--set', 'auth.anonymous=true'], opts = {}) {
   if (!fs.existsSync(bin)) throw new Error(`weir binary ${bin} not found: set WEIR_BIN`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weir-browser-'));
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -47,7 +45,7 @@ export async function startWeir(bin, artefacts, opts = {}) {
     env.ASAN_OPTIONS ??= 'detect_leaks=1:abort_on_error=0';
     env.UBSAN_OPTIONS ??= 'print_stacktrace=1:halt_on_error=1';
     const proc = spawn(bin, ['serve', '--data', path.join(dir, `data-${attempt}`),
-      '--mqtt', `127.0.0.1:${mqttPort}`, '--http', `127.0.0.1:${httpPort}`, '--log-level', 'info', ...sets],
+      '--mqtt', `127.0.0.1:${mqttPort}`, '--http', `127.0.0.1:${httpPort}`, '--log-level', 'info', ...extra],
     { stdio: ['ignore', log, log], env });
     let exited = null;
     proc.on('exit', (code, sig) => { exited = { code, sig }; });

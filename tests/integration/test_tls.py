@@ -117,6 +117,17 @@ class TlsBroker(Broker):
     def https(self):
         return self.config.get("http.tls") == "true"
 
+    def start(self):
+        # The client certificates' CN (device-42) is an identity only if such
+        # a user exists (docs/security.md); made offline before the first start.
+        if not getattr(self, "_device_added", False):
+            self._device_added = True
+            r = subprocess.run([os.environ["WEIR_BIN"], "user", "add", "device-42", "--role",
+                                "admin", "--device", "--password-stdin", "--data", self.data_dir],
+                               input=b"device-42-password\n", capture_output=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+        return super().start()
+
     def _weir_args(self):
         self.tls_port = free_port()
         return super()._weir_args() + ["--set", "mqtt.tls_listen=127.0.0.1:%d" % self.tls_port]

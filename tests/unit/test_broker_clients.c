@@ -175,7 +175,7 @@ static void collect(void *ctx, const mqtt_client_info *ci)
 static void test_foreach_client(void **state)
 {
     (void)state;
-    auth *a = auth_new(NULL, false);
+    auth *a = auth_new(NULL, true);
     mqtt_broker_config c = cfg();
     mqtt_broker *b = mqtt_broker_new(&c, a);
     io sub, pub, raw;

@@ -526,6 +526,9 @@ static void test_rate_limit_drl(void **state)
     assert_non_null(q);
     assert_true(strtod(strchr(q, '}') + 2, NULL) > 0.001);
     assert_non_null(strstr(text, "weir_sink_drl_rows_total{rule=\"limited\"} 40"));
+    assert_non_null(strstr(text, "weir_sink_drl_stddev_seconds{rule=\"limited\"} "));
+    assert_non_null(strstr(text, "weir_sink_drl_min_seconds{rule=\"limited\"} "));
+    assert_non_null(strstr(text, "weir_sink_drl_avg_seconds{rule=\"limited\"} "));
     assert_non_null(strstr(text, "weir_sink_rows_total{rule=\"limited\",result=\"sent\"} 40"));
     buf_free(&out);
     h_done(&h);
