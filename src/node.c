@@ -267,6 +267,7 @@ static const http_route routes[] = {
     /* The dashboard (docs/dashboard.md): public static files (the data they
      * show comes from the API, which asks who is there); keep these last. */
     {"GET", "/", http_route_static_index, AUTH_PUBLIC},
+    {"GET", "/login", http_route_static_login, AUTH_PUBLIC},
     {"GET", "/assets/{file}", http_route_static_asset, AUTH_PUBLIC},
 };
 

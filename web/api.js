@@ -6,6 +6,16 @@
 // login pages (issue 6) plug in with setAuthHandler(): a 401 calls the handler
 // (by default: go to /login?next=<this page>) and the request rejects.
 // Live feeds (live.js) use url() and authFailed() from here as well.
+//
+// Sessions (docs/security.md): the cookie is HttpOnly, so the browser sends
+// it and no script reads it; what the script holds is the session's CSRF
+// token, sent as X-CSRF-Token with every state-changing request (weir
+// refuses one with a cookie and without the token: 403). The token comes
+// from the login answer (login.js keeps it in sessionStorage) and again from
+// GET /api/v1/me, which whoami() asks on every load of the dashboard, so a
+// reload or a second tab has it too. A 403 that names the token (the session
+// changed under us, e.g. a new login in another tab) refreshes it once and
+// retries.
 
 export class ApiError extends Error {
   constructor(status, body, path) {
@@ -21,12 +31,45 @@ let onUnauthorized = () => {
   location.assign(`/login?next=${next}`);
 };
 let extraHeaders = {};
+const CSRF_KEY = 'weir.csrf';
+let csrfToken = null;
+try { csrfToken = sessionStorage.getItem(CSRF_KEY); } catch { /* storage off */ }
+let mePromise = null;
 
 /** Replaces what happens on a 401 (e.g. show a login form instead). */
 export function setAuthHandler(fn) { onUnauthorized = fn; }
 /** Headers added to every request (e.g. {Authorization: 'Bearer ...'}). */
 export function setAuthHeaders(h) { extraHeaders = { ...h }; }
 export function authFailed() { onUnauthorized(); }
+
+function setCsrf(token) {
+  csrfToken = token || null;
+  try {
+    if (csrfToken) sessionStorage.setItem(CSRF_KEY, csrfToken);
+    else sessionStorage.removeItem(CSRF_KEY);
+  } catch { /* storage off */ }
+}
+
+/** Who is using the dashboard: GET /api/v1/me ({user, role, method} and,
+ *  for a cookie session, csrf_token, which is kept for later requests). */
+export function whoami() {
+  mePromise = get('/api/v1/me').then((me) => {
+    if (me && me.csrf_token) setCsrf(me.csrf_token);
+    return me;
+  });
+  return mePromise;
+}
+
+/** Ends the session (POST /api/v1/logout) and goes to the login page. */
+export async function logout() {
+  try { await post('/api/v1/logout', {}); } finally {
+    setCsrf(null);
+    location.assign('/login');
+  }
+}
+
+const stateChanging = (m) => !['GET', 'HEAD', 'OPTIONS'].includes(m);
+const csrfRefused = (status, data) => status === 403 && data && /CSRF/i.test(data.error || '');
 
 /** An absolute URL for an API path, for WebSocket and EventSource too. */
 export function url(path, scheme) {
@@ -41,6 +84,10 @@ function status(ok, detail) { for (const fn of statusListeners) fn(ok, detail); 
 
 export async function request(method, path, body, opts = {}) {
   const init = { method, headers: { ...extraHeaders }, signal: opts.signal };
+  if (stateChanging(method)) {
+    if (!csrfToken && mePromise) await mePromise.catch(() => null);
+    if (csrfToken) init.headers['X-CSRF-Token'] = csrfToken;
+  }
   if (body !== undefined) {
     if (typeof body === 'string') {
       init.body = body;
@@ -65,6 +112,10 @@ export async function request(method, path, body, opts = {}) {
   if (res.status === 204) return null;
   const type = res.headers.get('Content-Type') || '';
   const data = type.includes('json') ? await res.json().catch(() => null) : await res.text();
+  if (csrfRefused(res.status, data) && !opts.csrfRetried) {
+    const me = await whoami().catch(() => null);
+    if (me && me.csrf_token) return request(method, path, body, { ...opts, csrfRetried: true });
+  }
   if (!res.ok) throw new ApiError(res.status, typeof data === 'object' ? data : { error: data }, path);
   return data;
 }

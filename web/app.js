@@ -6,9 +6,13 @@
 // #/rules, #/rules/<name>, #/latency, #/devices. The server only serves
 // static files (index.html at /, the rest under /assets/); all data comes
 // from the JSON API through api.js, which is also where authentication plugs
-// in (see setAuthHandler there).
+// in (see setAuthHandler there). The header shows who is logged in (GET
+// /api/v1/me) with a logout button for a cookie session (the answer has a
+// csrf_token only then); the anonymous profile (auth.anonymous, loopback
+// only) shows "anonymous (loopback)" and has nothing to log out of.
 
-import { onStatus } from './api.js';
+import { onStatus, whoami, logout } from './api.js';
+import { h } from './util.js';
 import * as overview from './overview.js';
 import * as streams from './streams.js';
 import * as rules from './rules.js';
@@ -34,6 +38,24 @@ onStatus((ok, detail) => {
   conn.textContent = ok ? '● connected' : `● ${detail}`;
   conn.classList.toggle('bad', !ok);
 });
+
+const who = document.getElementById('who');
+whoami().then((me) => {
+  if (!me) return;
+  if (me.method === 'anonymous') {
+    who.replaceChildren(h('span#who-name', { title: 'auth.anonymous: no login on loopback' }, 'anonymous (loopback)'));
+    return;
+  }
+  const name = h('span#who-name', `${me.user} (${me.role})`);
+  // Only a cookie session has a CSRF token (me.method is how it began: password).
+  if (me.csrf_token) {
+    const out = h('button#logout', { type: 'button' }, 'Log out');
+    out.addEventListener('click', () => { out.disabled = true; logout(); });
+    who.replaceChildren(name, out);
+  } else {
+    who.replaceChildren(name);
+  }
+}).catch(() => { /* a 401 already went to /login; other errors show in the pages */ });
 
 window.addEventListener('hashchange', route);
 route();

@@ -1,4 +1,5 @@
-/* route_static.c -- the dashboard's static files: GET / and GET /assets/{file}.
+/* route_static.c -- the dashboard's static files: GET /, GET /login and
+ * GET /assets/{file}.
  *
  * The files are compiled into the binary (webassets.h), so serving one is a
  * table lookup and a memory copy; nothing touches the disk and nothing is
@@ -134,6 +135,13 @@ void http_static_serve(http_request *r, http_response *w, void *ctx, const char 
 void http_route_static_index(http_request *r, http_response *w, void *ctx)
 {
     http_static_serve(r, w, ctx, "index.html");
+}
+
+/* The login page is public like the rest: it holds no data, and the page it
+ * sends the browser on to asks the API, which checks the session. */
+void http_route_static_login(http_request *r, http_response *w, void *ctx)
+{
+    http_static_serve(r, w, ctx, "login.html");
 }
 
 void http_route_static_asset(http_request *r, http_response *w, void *ctx)

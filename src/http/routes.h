@@ -84,6 +84,8 @@ void http_route_usvc_jobs(http_request *r, http_response *w, void *ctx);
 /* route_static.c: the embedded dashboard (index.html at /, the rest at /assets/{file}). */
 void http_route_static_index(http_request *r, http_response *w, void *ctx);
 void http_route_static_asset(http_request *r, http_response *w, void *ctx);
+/* GET /login: the dashboard's login page (login.html). */
+void http_route_static_login(http_request *r, http_response *w, void *ctx);
 /* Answers with the embedded file `name` (e.g. "login.html" for a GET /login
  * route), with the same headers; 404 when there is none. */
 void http_static_serve(http_request *r, http_response *w, void *ctx, const char *name);

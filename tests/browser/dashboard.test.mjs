@@ -133,6 +133,9 @@ describe('dashboard', { timeout: 110000 }, () => {
     assert.ok(warm < 1000, `page load event at ${warm} ms on reload (want < 1000)`);
     await page.waitForSelector('#ov-streams td:text("sensors")', { timeout: 10000 });
     assert.match(await page.textContent('#ov-uptime'), /\d+s|\d+m/);
+    // The anonymous profile (auth.anonymous, loopback) has no session to log out of.
+    await page.waitForSelector('#who-name:text("anonymous (loopback)")', { timeout: 10000 });
+    assert.equal(await page.$('#logout'), null);
     await page.waitForSelector('#ingest-chart canvas', { timeout: 5000 });
     await shot('overview');
   });

@@ -30,16 +30,18 @@ export async function waitFor(cond, what, timeoutMs = 10000, intervalMs = 50) {
 
 // extra: more `weir serve` arguments; by default the loopback profile
 // without credentials (auth.anonymous), as `make run` starts it.
-export async function startWeir(bin, artefacts, extra = ['--set', 'auth.anonymous=true']) {
+// opts.env: more environment (e.g. WEIR_ADMIN_PASSWORD for the first start);
+// opts.name: the log's file name prefix (default weir).
+export async function startWeir(bin, artefacts, extra = ['--set', 'auth.anonymous=true'], opts = {}) {
   if (!fs.existsSync(bin)) throw new Error(`weir binary ${bin} not found: set WEIR_BIN`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'weir-browser-'));
   for (let attempt = 0; attempt < 3; attempt++) {
     const mqttPort = await freePort();
     let httpPort = await freePort();
     while (httpPort === mqttPort) httpPort = await freePort();
-    const logPath = path.join(artefacts, `weir-${attempt}.log`);
+    const logPath = path.join(artefacts, `${opts.name || 'weir'}-${attempt}.log`);
     const log = fs.openSync(logPath, 'w');
-    const env = { ...process.env };
+    const env = { ...process.env, ...(opts.env || {}) };
     env.ASAN_OPTIONS ??= 'detect_leaks=1:abort_on_error=0';
     env.UBSAN_OPTIONS ??= 'print_stacktrace=1:halt_on_error=1';
     const proc = spawn(bin, ['serve', '--data', path.join(dir, `data-${attempt}`),
