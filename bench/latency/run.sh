@@ -74,6 +74,9 @@ cleanup() {
 trap cleanup EXIT
 free_port() { $PY -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_pg_pinned() {
+  if [ "$(id -u)" -eq 0 ]; then "${pin_server[@]}" runuser -u postgres -- "$@"; else "${pin_server[@]}" "$@"; fi
+}
 stop() { # stop PID: TERM, up to 5 s, then KILL; forget it
   local p=$1 keep=() q
   kill -TERM "$p" 2>/dev/null || true
@@ -89,7 +92,8 @@ mkdir -p "$work/pg" "$work/pgsock"
 [ "$(id -u)" -eq 0 ] && chown postgres "$work/pg" "$work/pgsock"
 as_pg "$PGBIN/initdb" -D "$work/pg" -A trust -U postgres >/dev/null
 pgport=$(free_port)
-as_pg "${pin_server[@]}" "$PGBIN/pg_ctl" -D "$work/pg" -l "$work/pgsock/pg.log" -w \
+# nice before runuser: the postgres user may not lower its own niceness.
+as_pg_pinned "$PGBIN/pg_ctl" -D "$work/pg" -l "$work/pgsock/pg.log" -w \
   -o "-p $pgport -k $work/pgsock -c listen_addresses=''" start >/dev/null
 dsn="host=$work/pgsock port=$pgport user=postgres dbname=postgres"
 PGOPTIONS="-c client_min_messages=warning" as_pg psql -q -h "$work/pgsock" -p "$pgport" -U postgres -d postgres -v ON_ERROR_STOP=1 \
