@@ -66,4 +66,10 @@ if [ "$what" = bench ] && [ ! -d bench/rules/nodered/node_modules/node-red ]; th
   echo "deps: npm ci in bench/rules/nodered/" >&2
   (cd bench/rules/nodered && npm ci --silent --no-audit --no-fund >/dev/null)
 fi
+# The latency benchmark's Node-RED peer loop runs that Node-RED with the
+# PostgreSQL client pg, pinned by bench/latency/nodered/package-lock.json.
+if [ "$what" = bench ] && [ ! -d bench/latency/nodered/node_modules/pg ]; then
+  echo "deps: npm ci in bench/latency/nodered/" >&2
+  (cd bench/latency/nodered && npm ci --silent --no-audit --no-fund >/dev/null)
+fi
 exit 0

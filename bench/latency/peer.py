@@ -8,12 +8,13 @@ cloud-database paper, built from Mosquitto and PostgreSQL.
   application Y: LISTEN weir_probe (T4 on the notification) --MQTT-->
   Mosquitto --> `weir probe --loop-topic` (T5)
 
-X and Y are one process with two threads and two database connections, the
-way a Node-RED flow with a postgres "in" and a "listen" node would be (the
-brief asked for Node-RED; this is the same data path in Python, so that the
-timestamps are CLOCK_REALTIME nanoseconds like weir's: Node.js's Date is
-millisecond-precise). Y publishes {"seq","t1","t2","t3","t4"} (ns) to
---out-topic/<device> at QoS 1.
+X and Y are one process with two threads and two database connections.
+This is the second peer of bench/latency/run.sh (PEERS="nodered python");
+the first, the one the issue asks for, is the Node-RED flow of
+nodered/flows.json, and this is the same data path in Python (paho,
+psycopg2), which shows how much of the loop's time is Node-RED's.
+Y publishes {"seq","t1","t2","t3","t4"} (ns) to --out-topic/<device> at
+QoS 1.
 
 Usage: peer.py --mqtt HOST:PORT --dsn DSN [--in 'weir-probe/#'] [--out peer-loop]
 """
