@@ -947,17 +947,42 @@ void http_ws_close(http_ws *ws)
     http_ws_kick(ws);
 }
 
+/* Message queues of WebSocket text mode and streaming responses: each
+ * queued message is a 4-byte length and its bytes, so a message is written
+ * whole or, once started, finished before anything is dropped. */
+static int msgq_push(weir_buf *q, const void *data, size_t len)
+{
+    int rc = buf_reserve(q, 4 + len);
+    if (rc)
+        return rc;
+    uint32_t n = (uint32_t)len;
+    memcpy(buf_tail(q), &n, 4);
+    memcpy(buf_tail(q) + 4, data, len);
+    buf_commit(q, 4 + len);
+    return WEIR_OK;
+}
+
+/* Drops every queued message not yet started; *msg_off > 0 means the head
+ * one is half written, and it is kept. */
+static void msgq_discard(weir_buf *q, size_t *msg_off)
+{
+    if (*msg_off && buf_used(q) >= 4) {
+        uint32_t n;
+        memcpy(&n, buf_head(q), 4);
+        q->len = q->off + 4 + n;
+    } else {
+        buf_reset(q);
+        *msg_off = 0;
+    }
+}
+
 int http_ws_send_text(http_ws *ws, const void *msg, size_t len)
 {
     if (!ws->ep->text || ws->closing || ws->closed || len > UINT32_MAX)
         return WEIR_EINVAL;
-    int rc = buf_reserve(&ws->out, 4 + len);
+    int rc = msgq_push(&ws->out, msg, len);
     if (rc)
         return rc;
-    uint32_t n = (uint32_t)len;
-    memcpy(buf_tail(&ws->out), &n, 4);
-    memcpy(buf_tail(&ws->out) + 4, msg, len);
-    buf_commit(&ws->out, 4 + len);
     http_ws_kick(ws);
     return WEIR_OK;
 }
@@ -969,14 +994,7 @@ size_t http_ws_buffered(const http_ws *ws)
 
 void http_ws_discard(http_ws *ws)
 {
-    if (ws->msg_off && buf_used(&ws->out) >= 4) {
-        uint32_t n;
-        memcpy(&n, buf_head(&ws->out), 4);
-        ws->out.len = ws->out.off + 4 + n; /* keep the message half sent */
-    } else {
-        buf_reset(&ws->out);
-        ws->msg_off = 0;
-    }
+    msgq_discard(&ws->out, &ws->msg_off);
 }
 
 void http_ws_close_reason(http_ws *ws, int code, const char *reason)
@@ -1030,13 +1048,9 @@ int http_stream_write(http_stream *st, const void *data, size_t len)
 {
     if (st->closing || st->closed || len > UINT32_MAX)
         return WEIR_EINVAL;
-    int rc = buf_reserve(&st->out, 4 + len);
+    int rc = msgq_push(&st->out, data, len);
     if (rc)
         return rc;
-    uint32_t n = (uint32_t)len;
-    memcpy(buf_tail(&st->out), &n, 4);
-    memcpy(buf_tail(&st->out) + 4, data, len);
-    buf_commit(&st->out, 4 + len);
     lws_callback_on_writable(st->conn->wsi);
     return WEIR_OK;
 }
@@ -1048,14 +1062,7 @@ size_t http_stream_buffered(const http_stream *st)
 
 void http_stream_discard(http_stream *st)
 {
-    if (st->msg_off && buf_used(&st->out) >= 4) {
-        uint32_t n;
-        memcpy(&n, buf_head(&st->out), 4);
-        st->out.len = st->out.off + 4 + n; /* keep the write half sent */
-    } else {
-        buf_reset(&st->out);
-        st->msg_off = 0;
-    }
+    msgq_discard(&st->out, &st->msg_off);
 }
 
 void http_stream_close(http_stream *st)
