@@ -141,6 +141,18 @@ HTTP_ACTIONS = {
     "grants": ("GET", "/api/v1/grants", None, {"admin"}),
     "read audit": ("GET", "/api/v1/streams/$audit/records", None, {"admin"}),
     "me": ("GET", "/api/v1/me", None, set(ROLES)),
+    # Rules, through REST and through SQL statements of /api/v1/query: the
+    # SQL door must ask what the REST route asks.
+    "create rule": ("POST", "/api/v1/rules",
+                    "CREATE RULE rest_%s AS SELECT v FROM plant1 EMIT TO 'stream:rest_%s_out'",
+                    {"admin", "manager"}),
+    "create rule by SQL": ("POST", "/api/v1/query",
+                           "CREATE RULE sql_%s AS SELECT v FROM plant1 EMIT TO 'stream:sql_%s_out'",
+                           {"admin", "manager"}),
+    "list rules": ("GET", "/api/v1/rules", None, {"admin", "manager", "operator"}),
+    "show rules by SQL": ("POST", "/api/v1/query", "SHOW RULES", {"admin", "manager", "operator"}),
+    "create stream by SQL": ("POST", "/api/v1/query", "CREATE STREAM sqls_%s (v DOUBLE)",
+                             {"admin", "manager"}),
 }
 
 
@@ -150,7 +162,7 @@ def test_http_role_matrix(broker, world):
         h = Http(broker, world["tokens"][role])
         for action, (method, path, body, allowed) in HTTP_ACTIONS.items():
             if body and "%s" in body:
-                body = body % role
+                body = body.replace("%s", role)
             st, b = h.call(method, path, body)
             want_ok = role in allowed
             ok = 200 <= st < 300
